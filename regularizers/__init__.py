@@ -1,0 +1,1 @@
+"""Regularizers for any PyTensor graph."""

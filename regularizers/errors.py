@@ -1,0 +1,68 @@
+"""Error-message helpers shared by every component that validates names.
+
+Every message has one shape: what was wrong, the value given, what is
+allowed, and the closest valid choice when there is one.
+
+>>> closest("weight_l22", ["weight_l2", "weight_l1", "hidden_l2"])
+['weight_l2', 'weight_l1']
+>>> unknown("algo", "adamm", ["adam", "sgd", "adamax"], kind="algorithm")
+"algo: unknown algorithm 'adamm'; choose from adam, adamax, sgd (closest: adam, adamax)"
+"""
+
+import difflib
+
+__all__ = ["closest", "listing", "unknown"]
+
+
+def closest(value, choices, n=3, cutoff=0.6):
+    """Return up to ``n`` entries of ``choices`` that look most like ``value``.
+
+    Parameters
+    ----------
+    value : str
+        The name the user gave.
+    choices : iterable of str
+        The valid names.
+    n : int
+        The most suggestions to return.
+    cutoff : float
+        ``difflib`` similarity ratio in [0, 1] below which a choice is not
+        suggested.
+
+    Returns
+    -------
+    list of str
+        Best match first; empty when nothing is close.
+    """
+    return difflib.get_close_matches(str(value), [str(c) for c in choices], n=n, cutoff=cutoff)
+
+
+def listing(choices, limit=40):
+    """Comma-separated ``choices``, shortened to ``limit`` entries."""
+    choices = [str(c) for c in choices]
+    if len(choices) <= limit:
+        return ", ".join(choices)
+    return ", ".join(choices[:limit]) + f", ... ({len(choices) - limit} more)"
+
+
+def unknown(argument, value, choices, kind="name", sort=True):
+    """Message for ``value`` not being one of ``choices``.
+
+    Parameters
+    ----------
+    argument : str
+        The argument (or keyword, or config key) the value was given for.
+    value : str
+        The value given.
+    choices : iterable of str
+        What is allowed.
+    kind : str
+        What a choice is ("algorithm", "regularizer", "output", ...).
+    sort : bool
+        Whether to list ``choices`` sorted (True) or in the order given.
+    """
+    choices = list(choices)
+    shown = sorted(choices) if sort else choices
+    near = closest(value, choices)
+    hint = f" (closest: {', '.join(near)})" if near else ""
+    return f"{argument}: unknown {kind} {value!r}; choose from {listing(shown)}{hint}"

@@ -1,0 +1,25 @@
+"""Packaging for trainkit and regularizers (see README.md)."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="trainkit",
+    version="0.1.0",
+    description="Declarative regularizers, optimizers and training loops for PyTensor",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.11",
+    packages=find_packages(include=["trainkit", "trainkit.*", "regularizers", "regularizers.*"]),
+    package_data={"trainkit": ["examples/*.toml", "data/*"]},
+    install_requires=[
+        "pytensor>=3.0,<4",
+        "numpy>=1.26",
+        "click>=8.1",
+        "tqdm>=4.60",
+    ],
+    extras_require={
+        "test": ["pytest>=8", "hypothesis>=6.100"],
+        "jax": ["jax>=0.4"],
+    },
+    entry_points={"console_scripts": ["trainkit=trainkit.cli:main"]},
+)

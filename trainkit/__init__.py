@@ -1,0 +1,3 @@
+"""trainkit: declarative regularizers, optimizers and training loops for PyTensor."""
+
+__version__ = "0.1.0"
