@@ -6,7 +6,7 @@ allowed, and the closest valid choice when there is one.
 >>> closest("weight_l22", ["weight_l2", "weight_l1", "hidden_l2"])
 ['weight_l2', 'weight_l1']
 >>> unknown("algo", "adamm", ["adam", "sgd", "adamax"], kind="algorithm")
-"algo: unknown algorithm 'adamm'; choose from adam, adamax, sgd (closest: adam, adamax)"
+"algo: unknown algorithm 'adamm'; choose from adam, adamax, sgd (closest: adam)"
 """
 
 import difflib
@@ -14,7 +14,7 @@ import difflib
 __all__ = ["closest", "listing", "unknown"]
 
 
-def closest(value, choices, n=3, cutoff=0.6):
+def closest(value, choices, n=3, cutoff=0.75):
     """Return up to ``n`` entries of ``choices`` that look most like ``value``.
 
     Parameters

@@ -33,7 +33,7 @@ class Pattern:
     >>> Pattern("hid3:out", owner="recurrent_norm").select(["in:out", "hid1:out"], "output")
     Traceback (most recent call last):
     ...
-    ValueError: recurrent_norm: pattern 'hid3:out' matches no output; outputs are in:out, hid1:out (closest: hid1:out, in:out)
+    ValueError: recurrent_norm: pattern 'hid3:out' matches no output; outputs are in:out, hid1:out (closest: hid1:out)
     """
 
     def __init__(self, globs, owner="pattern"):

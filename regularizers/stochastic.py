@@ -108,9 +108,9 @@ class _DropoutBase(_Stochastic):
 
     def perturb(self, rng, z):
         rng, u = rng.uniform(0.0, 1.0, size=z.shape)
-        rate = as_scalar(self.weight, u.dtype)
-        keep = pt.cast(pt.ge(u, rate), z.dtype)
-        return rng, z * keep / (as_scalar(1.0, z.dtype) - as_scalar(self.weight, z.dtype))
+        kept = pt.ge(u, as_scalar(self.weight, u.dtype))
+        scale = as_scalar(1.0, z.dtype) / (as_scalar(1.0, z.dtype) - as_scalar(self.weight, z.dtype))
+        return rng, pt.switch(kept, z * scale, as_scalar(0, z.dtype))
 
 
 NOISE_FORMULA = r"""
