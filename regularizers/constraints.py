@@ -211,7 +211,7 @@ class MaxNorm(Regularizer):
 class _GradientClip(Regularizer):
     kind = "parameter"
     weight_range = (0.0, None, False, False)
-    default_description = "the graph has no parameters"
+    default_description = "there are no parameters"
 
     def __init__(self, weight, pattern=None):
         super().__init__(weight, pattern)

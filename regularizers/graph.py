@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from pytensor.compile.sharedvalue import SharedVariable
 from pytensor.graph.basic import Variable
 from pytensor.graph.replace import graph_replace
+from pytensor.graph.traversal import ancestors
 
 from .errors import closest
 
@@ -89,6 +90,8 @@ class Graph:
         self.hidden = _marked("hidden", hidden, self.outputs)
         self.recurrent = _marked("recurrent", recurrent, self.outputs)
         self.updates = OrderedDict(updates or {})
+        # names of the outputs that were inputs before ``replace`` perturbed them
+        self._input_names = None
 
     def __repr__(self):
         def names(seq):
@@ -106,7 +109,13 @@ class Graph:
         return next(reversed(self.outputs))
 
     def input_outputs(self):
-        """Names of the outputs that are themselves graph inputs (``in:out``)."""
+        """Names of the outputs that are themselves graph inputs (``in:out``).
+
+        An output stays one after ``replace`` put noise or dropout on it, so
+        ``input_noise`` and ``input_dropout`` can both apply.
+        """
+        if self._input_names is not None:
+            return list(self._input_names)
         inputs = set(self.inputs.values())
         return [name for name, var in self.outputs.items() if var in inputs]
 
@@ -127,23 +136,36 @@ class Graph:
             chain of outputs, replace them one at a time in build order.
         updates : mapping, optional
             Updates to add to the new graph's (e.g. a random generator's).
+            The graph's existing updates are rebuilt like its outputs, so a
+            generator that an earlier replacement draws from stays in step
+            with the outputs that use its draws.
         """
         mapping = OrderedDict()
         for name, new in replacements.items():
             old = self.outputs[name]
             mapping[old] = old.type.filter_variable(new, allow_convert=True)
         names = list(self.outputs)
-        rebuilt = graph_replace([self.outputs[n] for n in names], mapping, strict=True)
+        # existing updates (earlier regularizers' random generators) are rebuilt
+        # with the outputs, so they advance past the draws the outputs now use
+        carried = [var for var, new in self.updates.items() if isinstance(new, Variable)]
+        rebuilt = graph_replace(
+            [self.outputs[n] for n in names] + [self.updates[v] for v in carried],
+            mapping,
+            strict=True,
+        )
         merged = OrderedDict(self.updates)
+        merged.update(zip(carried, rebuilt[len(names) :], strict=True))
         merged.update(updates or {})
-        return Graph(
-            OrderedDict(zip(names, rebuilt, strict=True)),
+        graph = Graph(
+            OrderedDict(zip(names, rebuilt[: len(names)], strict=True)),
             self.params,
             inputs=self.inputs,
             hidden=self.hidden,
             recurrent=self.recurrent,
             updates=merged,
         )
+        graph._input_names = tuple(self.input_outputs())
+        return graph
 
     def changes_from(self, original):
         """Map each of ``original``'s outputs that differ here to this graph's.
@@ -156,3 +178,28 @@ class Graph:
             for name, var in original.outputs.items()
             if name in self.outputs and self.outputs[name] is not var
         )
+
+    def carry(self, expressions, original):
+        """Move expressions built on graph ``original`` onto this graph.
+
+        Each of ``original``'s outputs that the expressions depend on and that
+        differs here is replaced by this graph's version (a loss on the clean
+        graph becomes the same loss on the training graph).
+
+        Parameters
+        ----------
+        expressions : Variable or list of Variable
+        original : Graph
+
+        Returns
+        -------
+        Variable or list of Variable, matching ``expressions``.
+        """
+        single = isinstance(expressions, Variable)
+        exprs = [expressions] if single else list(expressions)
+        used = set(ancestors(exprs))
+        changes = OrderedDict(
+            (old, new) for old, new in self.changes_from(original).items() if old in used
+        )
+        moved = graph_replace(exprs, changes, strict=True) if changes and exprs else exprs
+        return moved[0] if single else list(moved)

@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 
 import pytensor
 from pytensor.graph.basic import Variable
-from pytensor.graph.replace import graph_replace
 from pytensor.graph.traversal import ancestors
 
 import regularizers
@@ -210,8 +209,7 @@ def assemble(graph, loss, algo=DEFAULT_ALGO, *, trainer_options=TRAINER_OPTIONS,
     train = graph
     for reg in regs:
         train = reg.modify_graph(train)
-    changes = train.changes_from(graph)
-    base_loss = graph_replace(loss, changes, strict=True) if changes else loss
+    base_loss = train.carry(loss, graph)
 
     total = base_loss
     penalties = OrderedDict()

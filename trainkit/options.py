@@ -1,17 +1,183 @@
-"""The keywords the training loop claims (everything else goes to the optimizer
-or a regularizer, or is rejected)."""
+"""The trainer's options: one name each, a default, a check and a description.
 
-__all__ = ["TRAINER_OPTIONS"]
+Every keyword that is not an optimizer hyperparameter or a regularizer must
+be one of these (the assembly step rejects anything else). ``parse`` checks
+values before anything is compiled.
 
-TRAINER_OPTIONS = (
-    "batch_size",
-    "shuffle",
-    "seed",
-    "max_updates",
-    "max_epochs",
-    "validate_every",
-    "patience",
-    "min_improvement",
-    "restore_best",
-    "mode",
-)
+>>> opts = parse({"batch_size": 64, "patience": 3})
+>>> opts.batch_size, opts.patience, opts.nan_policy
+(64, 3, 'raise')
+>>> parse({"batch_size": 0})
+Traceback (most recent call last):
+...
+ValueError: batch_size: must be a positive int, got 0
+"""
+
+import numbers
+import re
+from dataclasses import dataclass
+from types import SimpleNamespace
+
+from regularizers.errors import unknown
+
+__all__ = ["OPTIONS", "TRAINER_OPTIONS", "parse", "parse_every"]
+
+
+def _positive_int(name, value, allow_none=False):
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        extra = " or None" if allow_none else ""
+        raise ValueError(f"{name}: must be a positive int{extra}, got {value!r}")
+    return int(value)
+
+
+def _non_negative_int(name, value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+        raise ValueError(f"{name}: must be a non-negative int, got {value!r}")
+    return int(value)
+
+
+def _non_negative_float(name, value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value >= 0:
+        raise ValueError(f"{name}: must be a non-negative number, got {value!r}")
+    return float(value)
+
+
+def _bool(name, value):
+    if not isinstance(value, bool):
+        raise ValueError(f"{name}: must be True or False, got {value!r}")
+    return value
+
+
+def _choice(*choices):
+    def check(name, value):
+        if value not in choices:
+            raise ValueError(unknown(name, value, choices, kind="value", sort=False))
+        return value
+
+    return check
+
+
+def _path(name, value):
+    if value is None:
+        return None
+    if not isinstance(value, (str, bytes)) and not hasattr(value, "__fspath__"):
+        raise ValueError(f"{name}: must be a file path or None, got {value!r}")
+    return value
+
+
+def _seed(name, value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+        raise ValueError(f"{name}: must be a non-negative int, got {value!r}")
+    return int(value)
+
+
+def _progress(name, value):
+    if value not in (True, False, "auto"):
+        raise ValueError(f"{name}: must be True, False or 'auto', got {value!r}")
+    return value
+
+
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_every(name, value):
+    """``save_every``: an int (updates) or a string like ``'90s'``, ``'10m'``, ``'1h'``.
+
+    Returns ``('updates', n)``, ``('seconds', t)`` or None.
+    """
+    if value is None:
+        return None
+    if isinstance(value, str):
+        match = re.fullmatch(r"\s*(\d+(?:\.\d*)?)\s*([smh])\s*", value)
+        if not match or float(match.group(1)) <= 0:
+            raise ValueError(
+                f"{name}: must be a positive number of updates or a duration like "
+                f"'90s', '10m', '1h', got {value!r}"
+            )
+        return ("seconds", float(match.group(1)) * _UNITS[match.group(2)])
+    return ("updates", _positive_int(name, value))
+
+
+def _anything(name, value):
+    return value
+
+
+def _callbacks(name, value):
+    if value is None:
+        return []
+    if not isinstance(value, (list, tuple)):
+        value = [value]
+    return list(value)
+
+
+@dataclass(frozen=True)
+class Option:
+    """One trainer option: its default, its check and what it does."""
+
+    default: object
+    check: object
+    doc: str
+
+
+OPTIONS = {
+    "batch_size": Option(32, _positive_int, "examples per update"),
+    "shuffle": Option(True, _bool, "shuffle the training examples each epoch"),
+    "seed": Option(0, _seed, "seed of shuffling and of noise/dropout without their own seed"),
+    "epoch_size": Option(
+        None, lambda n, v: _positive_int(n, v, True),
+        "batches per epoch for callable or iterable training data",
+    ),
+    "max_updates": Option(
+        None, lambda n, v: _positive_int(n, v, True), "stop after this many updates"
+    ),
+    "max_epochs": Option(
+        None, lambda n, v: _positive_int(n, v, True), "stop after this many epochs"
+    ),
+    "validate_every": Option(
+        None, lambda n, v: _positive_int(n, v, True),
+        "updates between validations (default: once per epoch)",
+    ),
+    "patience": Option(
+        5, lambda n, v: _non_negative_int(n, v) if v is not None else None,
+        "validations without improvement before stopping (None: never stop early)",
+    ),
+    "min_improvement": Option(
+        0.0, _non_negative_float,
+        "relative decrease of the validation loss that counts as an improvement",
+    ),
+    "restore_best": Option(True, _bool, "end with the best validated parameters"),
+    "lr_schedule": Option(None, _anything, "learning-rate schedule: name, dict or Schedule"),
+    "lr_warmup": Option(0, _non_negative_int, "updates of linear learning-rate warmup"),
+    "monitors": Option(None, _anything, "statistics of named outputs: {pattern: stats}"),
+    "monitor_gradients": Option(False, _bool, "report gradient norms"),
+    "nan_policy": Option(
+        "raise", _choice("raise", "skip", "stop"),
+        "on a non-finite loss or gradient: raise, skip the update, or stop",
+    ),
+    "save_progress": Option(None, _path, "checkpoint file, written atomically"),
+    "save_every": Option(None, parse_every, "checkpoint every N updates, or '90s'/'10m'/'1h'"),
+    "resume": Option(None, _path, "checkpoint file to continue from"),
+    "run_dir": Option(None, _path, "directory for the metrics file"),
+    "metrics_format": Option("csv", _choice("csv", "jsonl"), "metrics file format in run_dir"),
+    "progress": Option("auto", _progress, "progress bar: True, False, or 'auto' (on a terminal)"),
+    "log": Option(True, _bool, "a log line per validation on stderr"),
+    "callbacks": Option(None, _callbacks, "objects with on_update/on_validation/on_end hooks"),
+    "mode": Option(None, _anything, "PyTensor mode, e.g. 'JAX' (None: PyTensor's default)"),
+}
+
+#: the keyword names the assembly step leaves for the trainer
+TRAINER_OPTIONS = tuple(OPTIONS)
+
+
+def parse(kwargs):
+    """Check trainer options and fill in defaults; returns a namespace."""
+    values = {}
+    for name, option in OPTIONS.items():
+        value = kwargs.get(name, option.default)
+        values[name] = option.check(name, value)
+    for name in kwargs:
+        if name not in OPTIONS:
+            raise TypeError(unknown("trainer", name, OPTIONS, kind="option"))
+    return SimpleNamespace(**values)

@@ -1,0 +1,482 @@
+r"""Networks: ``Regressor``, ``Classifier``, ``Autoencoder`` from layer lists.
+
+>>> import numpy as np, trainkit
+>>> net = trainkit.Regressor([3, (4, "tanh"), 2])
+>>> net.graph()
+Graph(outputs=[in:out, hid1:pre, hid1:out, out:pre, out:out], params=[hid1.w, hid1.b, out.w, out.b], inputs=[x], hidden=[hid1:out], recurrent=[])
+>>> net.predict(np.zeros((5, 3), "float32")).shape
+(5, 2)
+"""
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+import numpy as np
+import pytensor
+import pytensor.tensor as pt
+from pytensor.graph.basic import Variable
+
+import regularizers
+from regularizers.base import Regularizer
+from regularizers.errors import unknown
+
+from . import checkpoints, losses
+from .data import ArraySpec, check_arrays
+from .layers import parse_layers
+from .recurrent import RNN  # noqa: F401  (registers the recurrent forms)
+
+__all__ = ["Network", "Regressor", "Classifier", "Autoencoder", "Task", "load"]
+
+MODEL_FORMAT = "trainkit.model"
+MODEL_VERSION = 1
+
+
+@dataclass
+class Task:
+    """What a trainer needs from a model: a graph, a loss and what to feed.
+
+    Attributes
+    ----------
+    graph : regularizers.Graph
+        The clean (prediction-time) graph.
+    loss : scalar Variable
+        The base loss on ``graph``.
+    inputs : list of Variable
+        Symbolic variables fed, in order, from each batch's arrays.
+    metrics : OrderedDict
+        Extra named scalar expressions on ``graph`` (e.g. ``acc``).
+    specs : list of ArraySpec or None
+        What each array must look like (checked before compiling).
+    loss_name : str
+        Name under which the base loss is reported (``'mse'``, ``'xent'``).
+    """
+
+    graph: regularizers.Graph
+    loss: Variable
+    inputs: list
+    metrics: OrderedDict = field(default_factory=OrderedDict)
+    specs: list = None
+    loss_name: str = "loss"
+
+
+class Network:
+    """A feed-forward or recurrent network built from a layer list.
+
+    Parameters
+    ----------
+    layers : list
+        Input size, then one entry per layer (see :mod:`trainkit.layers`).
+    loss : str, optional
+        Loss name (:mod:`trainkit.losses`); default per model kind.
+    hidden_activation : str, optional
+        Activation of hidden layers that name none; default each form's own
+        (relu for feed-forward, tanh for recurrent).
+    seed : int
+        Seed of the parameter initialisation.
+    dtype : str
+        Parameter and data dtype, ``'float32'`` (default) or ``'float64'``.
+    mode : str or pytensor Mode, optional
+        PyTensor mode for compiled functions (None: PyTensor's default, the
+        Numba backend; ``'JAX'`` for the JAX backend).
+    """
+
+    default_loss = "mse"
+    allowed_losses = ("mse", "mae", "binary_xent")
+    default_output_activation = "linear"
+
+    def __init__(self, layers, loss=None, hidden_activation=None, seed=0, dtype="float32",
+                 mode=None):
+        kind = type(self).__name__
+        loss = self.default_loss if loss is None else loss
+        if loss not in self.allowed_losses:
+            raise ValueError(unknown(f"{kind}: loss", loss, self.allowed_losses, kind="loss"))
+        if dtype not in ("float32", "float64"):
+            raise ValueError(f"{kind}: dtype must be 'float32' or 'float64', got {dtype!r}")
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+            raise TypeError(f"{kind}: seed must be an int, got {seed!r}")
+        required = losses.REQUIRED_ACTIVATION.get(loss)
+        output_activation = required or self.default_output_activation
+        self.n_in, self.input_name, self.layers = parse_layers(
+            layers, output_activation, hidden_activation, dtype=dtype, seed=int(seed)
+        )
+        out = self.layers[-1]
+        if required and out.activation != required:
+            raise ValueError(
+                f"{kind}: loss {loss!r} needs a {required} output layer; "
+                f"layer {out.name!r} uses {out.activation!r}"
+            )
+        self.loss_name = loss
+        self.hidden_activation = hidden_activation
+        self.seed = int(seed)
+        self.dtype = dtype
+        self.mode = mode
+        self._build()
+        self._functions = {}
+
+    # -- graph -------------------------------------------------------------------
+
+    def _build(self):
+        recurrent = any(layer.recurrent for layer in self.layers)
+        self.x = (pt.tensor3 if recurrent else pt.matrix)("x", dtype=self.dtype)
+        outputs = OrderedDict([(f"{self.input_name}:out", self.x)])
+        hidden, rec = [], []
+        h = self.x
+        for i, layer in enumerate(self.layers):
+            built, h = layer.build(h)
+            outputs.update(built)
+            if i < len(self.layers) - 1:
+                hidden.append(f"{layer.name}:out")
+            if layer.recurrent:
+                rec.append(f"{layer.name}:out")
+        # the output layer's main output comes last, so Graph.output names it
+        out = self.layers[-1]
+        main = f"{out.name}:last" if f"{out.name}:last" in outputs else f"{out.name}:out"
+        outputs.move_to_end(main)
+        self.outputs = outputs
+        self.output_name = main
+        self.params = OrderedDict(
+            (name, p) for layer in self.layers for name, p in layer.params.items()
+        )
+        self.hidden = hidden
+        self.recurrent = rec
+        self._targets = self._make_targets()
+
+    def graph(self):
+        """This network as a :class:`regularizers.Graph` (the clean graph)."""
+        return regularizers.Graph(
+            self.outputs,
+            self.params,
+            inputs={"x": self.x},
+            hidden=self.hidden,
+            recurrent=self.recurrent,
+        )
+
+    @property
+    def output_ndim(self):
+        return self.outputs[self.output_name].ndim
+
+    @property
+    def output_size(self):
+        return self.layers[-1].size
+
+    @property
+    def pre(self):
+        """The output layer's pre-activation (its main output before ``f``)."""
+        out = self.layers[-1]
+        if f"{out.name}:pre" in self.outputs:
+            return self.outputs[f"{out.name}:pre"]
+        # recurrent output layers: the activation is inside the scan
+        return self.outputs[self.output_name]
+
+    def _make_targets(self):
+        ndim = self.output_ndim
+        y = pt.tensor("y", dtype=self.dtype, shape=(None,) * ndim)
+        w = pt.tensor("weights", dtype=self.dtype, shape=(None,) * (ndim - 1))
+        return y, w
+
+    def _input_spec(self):
+        return ArraySpec("x", self.x.ndim, self.n_in, kind="float", dtype=self.dtype)
+
+    def _weights_spec(self):
+        return ArraySpec.weights_for(self._target_spec(), dtype=self.dtype)
+
+    def task(self, weighted=False):
+        """The :class:`Task` that trains this network (with sample weights or not)."""
+        y, w = self._targets
+        weights = w if weighted else None
+        loss = losses.get(self.loss_name)(self.pre, self.outputs[self.output_name], y, weights)
+        specs = [self._input_spec(), self._target_spec()]
+        inputs = [self.x, y]
+        if weighted:
+            inputs.append(w)
+            specs.append(self._weights_spec())
+        return Task(self.graph(), loss, inputs, self._metrics(y, weights), specs, self.loss_name)
+
+    def _target_spec(self):
+        return ArraySpec("y", self.output_ndim, self.output_size, kind="float", dtype=self.dtype)
+
+    def _metrics(self, y, weights):
+        return OrderedDict()
+
+    # -- training ----------------------------------------------------------------
+
+    def _arrays(self, data):
+        """A data argument as a list of arrays when it is arrays, else as given."""
+        if isinstance(data, np.ndarray):
+            return [data]
+        if isinstance(data, (list, tuple)) and data and all(
+            isinstance(a, np.ndarray) for a in data
+        ):
+            return list(data)
+        return data
+
+    def _trainer(self, train, valid, algo, kwargs):
+        from .trainer import Trainer
+
+        train = self._arrays(train)
+        valid = None if valid is None else self._arrays(valid)
+        weighted = isinstance(train, list) and len(train) == len(self.task().inputs) + 1
+        task = self.task(weighted=weighted)
+        if weighted and isinstance(valid, list) and len(valid) == len(task.inputs) - 1:
+            valid = [*valid, np.ones(valid[0].shape[: self.output_ndim - 1], self.dtype)]
+        kwargs.setdefault("mode", self.mode)
+        trainer = Trainer(task.graph, task.loss, task.inputs, algo=algo, metrics=task.metrics,
+                          specs=task.specs, loss_name=task.loss_name, **kwargs)
+        return trainer, train, valid
+
+    def itertrain(self, train, valid=None, algo="rmsprop", **kwargs):
+        """Train, yielding ``(train_metrics, valid_metrics)`` after each validation.
+
+        Parameters
+        ----------
+        train, valid
+            ``[X, Y]`` (``[X]`` for an autoencoder), optionally with a trailing
+            sample-weight array; or a callable returning one batch per call;
+            or an iterable of batches. ``valid`` defaults to ``train``.
+        algo : str
+            Optimizer name.
+        **kwargs
+            Optimizer hyperparameters, regularizers and trainer options (see
+            :func:`trainkit.assembly.assemble` and :mod:`trainkit.options`).
+        """
+        trainer, train, valid = self._trainer(train, valid, algo, kwargs)
+        yield from trainer.itertrain(train, valid)
+
+    def train(self, train, valid=None, algo="rmsprop", **kwargs):
+        """Train to the end; return the last ``(train_metrics, valid_metrics)``."""
+        trainer, train, valid = self._trainer(train, valid, algo, kwargs)
+        return trainer.train(train, valid)
+
+    # -- prediction --------------------------------------------------------------
+
+    def _check_x(self, x, argument="x"):
+        if not isinstance(x, np.ndarray):
+            raise TypeError(f"{argument}: expected a numpy array, got {type(x).__name__}")
+        check_arrays([x], [self._input_spec()], argument=argument)
+        return np.asarray(x, dtype=self.dtype)
+
+    def _compile_output(self, graph_kwargs):
+        key = tuple(sorted(graph_kwargs.items())) if graph_kwargs else ()
+        try:
+            hash(key)
+        except TypeError:
+            key = None
+        if key is not None and key in self._functions:
+            return self._functions[key]
+        graph = self.graph()
+        regs = regularizers.from_kwargs(**graph_kwargs)
+        extra = set(graph_kwargs) - set(regularizers.names())
+        if extra:
+            raise TypeError(
+                f"predict: unknown keyword {sorted(extra)[0]!r}; predict takes graph "
+                f"regularizers (noise, dropout) only"
+            )
+        for reg in regs:
+            if type(reg).modify_graph is Regularizer.modify_graph:
+                raise TypeError(
+                    f"predict: {reg.label or reg.name} does not change the graph; predict takes "
+                    f"noise and dropout regularizers only"
+                )
+        for reg in regs:
+            graph = reg.modify_graph(graph)
+        function = pytensor.function(
+            [self.x], graph.outputs[self.output_name], updates=graph.updates, mode=self.mode
+        )
+        if key is not None:
+            self._functions[key] = function
+        return function
+
+    def _output(self, x, graph_kwargs):
+        return np.asarray(self._compile_output(graph_kwargs)(self._check_x(x)))
+
+    def predict(self, x, **graph_regularizers):
+        """The network's output for ``x``.
+
+        Keyword arguments are graph regularizers applied at prediction time,
+        e.g. ``hidden_dropout=0.5`` for Monte-Carlo dropout.
+        """
+        return self._output(x, graph_regularizers)
+
+    # -- saving ------------------------------------------------------------------
+
+    def config(self):
+        """The constructor arguments, JSON-serialisable (layers fully spelled out)."""
+        entry = {"size": self.n_in}
+        if self.input_name != "in":
+            entry["name"] = self.input_name
+        return {
+            "layers": [entry, *[layer.spec() for layer in self.layers]],
+            "loss": self.loss_name,
+            "hidden_activation": self.hidden_activation,
+            "seed": self.seed,
+            "dtype": self.dtype,
+        }
+
+    def save(self, path):
+        """Write the model to ``path``: arrays plus JSON, no pickles, atomically.
+
+        The file is a ``.npz`` archive that :func:`trainkit.load` reads with
+        ``allow_pickle=False``.
+        """
+        meta = {"format": MODEL_FORMAT, "version": MODEL_VERSION, "class": type(self).__name__,
+                "config": self.config()}
+        arrays = OrderedDict((name, p.get_value()) for name, p in self.params.items())
+        checkpoints.save(path, arrays, meta)
+
+    def set_params(self, arrays, source="parameters"):
+        """Set every parameter from a name -> array mapping (names, shapes, dtypes checked)."""
+        missing = [n for n in self.params if n not in arrays]
+        extra = [n for n in arrays if n not in self.params]
+        if missing or extra:
+            raise ValueError(
+                f"{source}: parameter names do not match the model "
+                f"(missing {missing}, unexpected {extra})"
+            )
+        for name, p in self.params.items():
+            value = np.asarray(arrays[name])
+            expected = p.get_value(borrow=True)
+            if value.shape != expected.shape or value.dtype != expected.dtype:
+                raise ValueError(
+                    f"{source}: parameter {name!r} is {value.dtype}{list(value.shape)}; "
+                    f"the model has {expected.dtype}{list(expected.shape)}"
+                )
+        for name, p in self.params.items():
+            p.set_value(np.array(arrays[name], copy=True))
+
+    def __repr__(self):
+        layers = ", ".join(f"{layer.name}:{layer.form}({layer.size})" for layer in self.layers)
+        return f"{type(self).__name__}({self.input_name}({self.n_in}), {layers})"
+
+
+def _r2(y, yhat, weights=None):
+    """Coefficient of determination averaged over outputs (scikit-learn's default)."""
+    y = y.reshape(-1, y.shape[-1]).astype(np.float64)
+    yhat = yhat.reshape(-1, yhat.shape[-1]).astype(np.float64)
+    w = np.ones(len(y)) if weights is None else np.asarray(weights, np.float64).reshape(-1)
+    mean = (w[:, None] * y).sum(0) / w.sum()
+    ss_res = (w[:, None] * (y - yhat) ** 2).sum(0)
+    ss_tot = (w[:, None] * (y - mean) ** 2).sum(0)
+    ok = ss_tot > 0
+    per_output = np.where(ok, 1 - ss_res / np.where(ok, ss_tot, 1), np.where(ss_res > 0, 0.0, 1.0))
+    return float(per_output.mean())
+
+
+class Regressor(Network):
+    """Regression: real targets, mean squared error by default.
+
+    Data are ``[X, Y]`` (optionally ``[X, Y, weights]``) with ``Y`` shaped
+    like the output.
+    """
+
+    def score(self, x, y, weights=None):
+        r"""The coefficient of determination :math:`R^2`, averaged over outputs."""
+        check_arrays([x, y] + ([] if weights is None else [weights]),
+                     [self._input_spec(), self._target_spec(), self._weights_spec()],
+                     argument="score")
+        return _r2(y, self.predict(x), weights)
+
+
+class Classifier(Network):
+    """Classification: integer labels, softmax output and cross-entropy.
+
+    Data are ``[X, labels]`` with labels an int array shaped like the output
+    without its last axis (``(batch,)``, or ``(batch, time)`` for per-step
+    classification of sequences). ``predict`` returns labels,
+    ``predict_proba`` class probabilities.
+    """
+
+    default_loss = "xent"
+    allowed_losses = ("xent",)
+    default_output_activation = "softmax"
+
+    def _make_targets(self):
+        ndim = self.output_ndim
+        y = pt.tensor("labels", dtype="int64", shape=(None,) * (ndim - 1))
+        w = pt.tensor("weights", dtype=self.dtype, shape=(None,) * (ndim - 1))
+        return y, w
+
+    def _target_spec(self):
+        return ArraySpec("labels", self.output_ndim - 1, kind="int", dtype="int64",
+                         low=0, high=self.output_size - 1)
+
+    def _metrics(self, y, weights):
+        hits = pt.cast(pt.eq(pt.argmax(self.outputs[self.output_name], axis=-1), y), self.dtype)
+        acc = pt.mean(hits) if weights is None else pt.sum(weights * hits) / pt.sum(weights)
+        return OrderedDict(acc=acc)
+
+    def predict_proba(self, x, **graph_regularizers):
+        """Class probabilities for ``x``, shape ``(..., classes)``."""
+        return self._output(x, graph_regularizers)
+
+    def predict(self, x, **graph_regularizers):
+        """The most probable class for each example of ``x``."""
+        return np.argmax(self.predict_proba(x, **graph_regularizers), axis=-1)
+
+    def score(self, x, labels, weights=None):
+        """Accuracy (weighted by ``weights`` if given)."""
+        check_arrays([x, labels] + ([] if weights is None else [weights]),
+                     [self._input_spec(), self._target_spec(), self._weights_spec()],
+                     argument="score")
+        hits = (self.predict(x) == labels).astype(np.float64)
+        if weights is None:
+            return float(hits.mean())
+        return float((hits * weights).sum() / np.sum(weights))
+
+
+class Autoencoder(Network):
+    """Autoencoder: the output reconstructs the input; data are ``[X]``."""
+
+    def __init__(self, layers, **kwargs):
+        super().__init__(layers, **kwargs)
+        if self.output_size != self.n_in or self.output_ndim != self.x.ndim:
+            raise ValueError(
+                f"Autoencoder: the output layer must match the input, got input size "
+                f"{self.n_in} and output size {self.output_size}"
+            )
+
+    def _target_spec(self):
+        return self._input_spec()
+
+    def task(self, weighted=False):
+        _, w = self._targets
+        weights = w if weighted else None
+        loss = losses.get(self.loss_name)(self.pre, self.outputs[self.output_name], self.x,
+                                          weights)
+        specs = [self._input_spec()]
+        inputs = [self.x]
+        if weighted:
+            inputs.append(w)
+            specs.append(self._weights_spec())
+        return Task(self.graph(), loss, inputs, OrderedDict(), specs, self.loss_name)
+
+    def score(self, x, weights=None):
+        r""":math:`R^2` of the reconstruction of ``x``."""
+        return _r2(x, self.predict(x), weights)
+
+
+_CLASSES = {cls.__name__: cls for cls in (Regressor, Classifier, Autoencoder)}
+
+
+def load(path):
+    """Load a model saved with ``net.save(path)``.
+
+    The file is read with ``allow_pickle=False`` and its JSON description is
+    checked field by field, so opening a model file from elsewhere cannot run
+    code.
+    """
+    arrays, meta = checkpoints.load(path)
+    if meta.get("format") != MODEL_FORMAT:
+        raise ValueError(f"{path}: not a trainkit model file (format {meta.get('format')!r})")
+    if meta.get("version") != MODEL_VERSION:
+        raise ValueError(f"{path}: unsupported model version {meta.get('version')!r}")
+    cls = _CLASSES.get(meta.get("class"))
+    if cls is None:
+        raise ValueError(unknown(f"{path}: class", meta.get("class"), _CLASSES, kind="model"))
+    config = meta.get("config")
+    if not isinstance(config, dict) or set(config) != {"layers", "loss", "hidden_activation",
+                                                       "seed", "dtype"}:
+        raise ValueError(f"{path}: malformed model config")
+    net = cls(**config)
+    net.set_params(arrays, source=str(path))
+    return net
+

@@ -1,0 +1,538 @@
+"""Learning-rate schedules.
+
+A schedule maps the number of the update about to be made (``step``,
+0-based) to a learning rate. The trainer writes ``schedule.value(step)`` into
+a shared learning-rate variable before each update, so changing the rate never
+recompiles anything, and calls ``schedule.observe(loss)`` after each
+validation (only ``plateau`` listens).
+
+Every schedule composes with a linear warmup of ``W`` updates::
+
+    value(step) = rate(0) * (step + 1) / W     for step < W
+    value(step) = rate(step - W)               for step >= W
+
+where ``rate(s)`` is the schedule's own formula. The schedule's clock starts
+when warmup ends, so a decay begins after warmup rather than during it; the
+one exception is ``cosine``, whose ``total_steps`` counts every update,
+warmup included (see :class:`Cosine`). The warmup ramp is PyTorch's
+``LinearLR(start_factor=1/W, end_factor=1, total_iters=W-1)``: the first
+update uses ``rate(0) / W`` and update ``W - 1`` the full ``rate(0)``.
+
+State (``plateau``'s best loss and counters) round-trips through
+:meth:`Schedule.state` / :meth:`Schedule.set_state` as plain JSON, so a resumed
+run sees bitwise the same rates; :meth:`Schedule.config` and
+:func:`from_config` rebuild the schedule itself.
+
+>>> from trainkit import schedules
+>>> schedules.names()
+['constant', 'cosine', 'exponential', 'plateau', 'step']
+>>> s = schedules.build({"name": "step", "step_size": 2}, 0.1, warmup=2)
+>>> [round(s.value(i), 6) for i in range(8)]
+[0.05, 0.1, 0.1, 0.1, 0.01, 0.01, 0.001, 0.001]
+>>> schedules.build("cosin", 0.1)
+Traceback (most recent call last):
+...
+ValueError: lr_schedule: unknown schedule 'cosin'; choose from constant, cosine, exponential, plateau, step (closest: cosine)
+"""  # noqa: E501
+
+import inspect
+import math
+import numbers
+import operator
+from collections.abc import Mapping
+
+from regularizers.errors import closest, listing, unknown
+
+__all__ = [
+    "Constant",
+    "Cosine",
+    "Exponential",
+    "Plateau",
+    "Schedule",
+    "Step",
+    "build",
+    "from_config",
+    "names",
+    "register",
+]
+
+_SCHEDULES = {}
+_COMMON = ("learning_rate", "warmup")
+
+
+def register(name):
+    """Class decorator: register a :class:`Schedule` subclass under ``name``."""
+
+    def decorate(cls):
+        if not (isinstance(cls, type) and issubclass(cls, Schedule)):
+            raise TypeError(f"register({name!r}): {cls!r} is not a Schedule subclass")
+        if name in _SCHEDULES:
+            raise ValueError(f"register: schedule {name!r} is already registered")
+        cls.name = name
+        _SCHEDULES[name] = cls
+        return cls
+
+    return decorate
+
+
+def names():
+    """Sorted names of the registered schedules."""
+    return sorted(_SCHEDULES)
+
+
+def _lookup(name, argument):
+    try:
+        return _SCHEDULES[name]
+    except (KeyError, TypeError):
+        raise ValueError(unknown(argument, name, names(), kind="schedule")) from None
+
+
+def _arguments(cls):
+    """The schedule's own arguments (name -> default), without the common ones."""
+    params = list(inspect.signature(cls.__init__).parameters.values())[1:]
+    return {p.name: p.default for p in params if p.name not in _COMMON}
+
+
+def _real(where, name, value, low=None, high=None, low_open=False, high_open=False):
+    """``value`` as a float, checked against [low, high] (open ends if asked)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{where}{name} must be a number; got {value!r}")
+    value = float(value)
+    too_low = low is not None and (value <= low if low_open else value < low)
+    too_high = high is not None and (value >= high if high_open else value > high)
+    if math.isnan(value) or math.isinf(value) or too_low or too_high:
+        left = "(" if low_open else "["
+        right = ")" if high_open or high is None else "]"
+        lo = "-inf" if low is None else f"{low:g}"
+        hi = "inf" if high is None else f"{high:g}"
+        raise ValueError(f"{where}{name} must be in {left}{lo}, {hi}{right}; got {value!r}")
+    return value
+
+
+def _count(where, name, value, minimum):
+    """``value`` as an int >= ``minimum`` (integral floats such as 1e3 accepted)."""
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        if isinstance(value, numbers.Integral) or float(value).is_integer():
+            if value >= minimum:
+                return int(value)
+    kind = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+    raise ValueError(f"{where}{name} must be {kind}; got {value!r}")
+
+
+class Schedule:
+    """Base class: a learning rate for each update, plus linear warmup.
+
+    Subclasses implement :meth:`rate` (the rate at step ``s`` of their own
+    clock, which starts after warmup) and, if they keep state, :meth:`observe`,
+    :meth:`state` and :meth:`set_state`. Their constructor arguments after
+    ``learning_rate`` are what :meth:`config` reports and :func:`build`
+    accepts, and each is stored as an attribute of the same name.
+
+    Parameters
+    ----------
+    learning_rate : float
+        The base learning rate, >= 0.
+    warmup : int
+        Number of linear-warmup updates ``W`` (0: none).
+    """
+
+    name = None
+
+    def __init__(self, learning_rate, *, warmup=0):
+        where = f"{self.name}: "
+        self.learning_rate = _real(where, "learning_rate", learning_rate, low=0)
+        self.warmup = _count(where, "warmup", warmup, 0)
+
+    def rate(self, step):
+        """The rate at step ``step`` of the schedule's own clock (no warmup)."""
+        raise NotImplementedError
+
+    def value(self, step):
+        """The learning rate for update number ``step`` (0-based), warmup included."""
+        step = operator.index(step)
+        if step < 0:
+            raise ValueError(f"{self.name}: step must be >= 0; got {step}")
+        if step < self.warmup:
+            return self.rate(0) * (step + 1) / self.warmup
+        return self.rate(step - self.warmup)
+
+    def observe(self, metric):
+        """Record a validation loss (ignored except by ``plateau``)."""
+
+    def state(self):
+        """JSON-serialisable mutable state ({} for stateless schedules)."""
+        return {}
+
+    def set_state(self, state):
+        """Restore what :meth:`state` returned."""
+        if state:
+            raise ValueError(f"{self.name}: takes no state; got {state!r}")
+
+    def config(self):
+        """Dict that :func:`from_config` turns back into an equal schedule."""
+        args = {key: getattr(self, key) for key in _arguments(type(self))}
+        return {
+            "name": self.name,
+            "learning_rate": self.learning_rate,
+            **args,
+            "warmup": self.warmup,
+        }
+
+    def __repr__(self):
+        config = self.config()
+        name = config.pop("name")
+        return f"{name}({', '.join(f'{k}={v!r}' for k, v in config.items())})"
+
+
+@register("constant")
+class Constant(Schedule):
+    """The same rate for every update: ``lr``.
+
+    PyTorch: no scheduler; Keras: a float learning rate.
+
+    >>> Constant(0.01).value(1000)
+    0.01
+    """
+
+    def rate(self, step):
+        return self.learning_rate
+
+
+@register("step")
+class Step(Schedule):
+    """Decay by ``gamma`` every ``step_size`` updates.
+
+    ``rate(s) = lr * gamma ** floor(s / step_size)``; PyTorch's ``StepLR``
+    (counted in updates, not epochs).
+
+    Parameters
+    ----------
+    learning_rate : float
+        ``lr``.
+    step_size : int
+        Updates between decays, >= 1.
+    gamma : float
+        Factor in (0, 1].
+
+    >>> s = Step(1.0, step_size=3, gamma=0.5)
+    >>> [s.value(i) for i in range(7)]
+    [1.0, 1.0, 1.0, 0.5, 0.5, 0.5, 0.25]
+    """
+
+    def __init__(self, learning_rate, step_size, gamma=0.1, *, warmup=0):
+        super().__init__(learning_rate, warmup=warmup)
+        self.step_size = _count("step: ", "step_size", step_size, 1)
+        self.gamma = _real("step: ", "gamma", gamma, low=0, high=1, low_open=True)
+
+    def rate(self, step):
+        return self.learning_rate * self.gamma ** (step // self.step_size)
+
+
+@register("exponential")
+class Exponential(Schedule):
+    """Smooth exponential decay.
+
+    ``rate(s) = lr * gamma ** (s / decay_steps)``; Keras'
+    ``ExponentialDecay(lr, decay_steps, decay_rate=gamma, staircase=False)``
+    (PyTorch's ``ExponentialLR`` is the case ``decay_steps=1``).
+
+    Parameters
+    ----------
+    learning_rate : float
+        ``lr``.
+    decay_steps : int or float
+        Updates over which the rate is multiplied by ``gamma``, > 0.
+    gamma : float
+        Factor in (0, 1]; the default divides the rate by ten every
+        ``decay_steps`` updates.
+
+    >>> s = Exponential(1.0, decay_steps=2, gamma=0.25)
+    >>> [s.value(i) for i in range(5)]
+    [1.0, 0.5, 0.25, 0.125, 0.0625]
+    """
+
+    def __init__(self, learning_rate, decay_steps, gamma=0.1, *, warmup=0):
+        super().__init__(learning_rate, warmup=warmup)
+        where = "exponential: "
+        decay = _real(where, "decay_steps", decay_steps, low=0, low_open=True)
+        self.decay_steps = int(decay_steps) if isinstance(decay_steps, numbers.Integral) else decay
+        self.gamma = _real(where, "gamma", gamma, low=0, high=1, low_open=True)
+
+    def rate(self, step):
+        return self.learning_rate * self.gamma ** (step / self.decay_steps)
+
+
+@register("cosine")
+class Cosine(Schedule):
+    """Cosine annealing from ``lr`` to ``min_lr``, once.
+
+    With ``W`` warmup updates and ``T = total_steps - W`` updates of decay::
+
+        rate(s) = min_lr + (lr - min_lr) * (1 + cos(pi * min(s, T) / T)) / 2
+
+    so update ``W`` uses ``lr``, update ``total_steps`` and later ones use
+    ``min_lr``. Without warmup this is PyTorch's ``CosineAnnealingLR(T_max=
+    total_steps, eta_min=min_lr)`` held at ``min_lr`` after ``T_max`` (no
+    restarts) and Keras' ``CosineDecay(lr, decay_steps=total_steps,
+    alpha=min_lr/lr)``. With warmup, ``total_steps`` counts the warmup too, as
+    HuggingFace's ``get_cosine_schedule_with_warmup`` does (Keras'
+    ``decay_steps`` would be ``total_steps - W``), so the trainer's
+    ``max_updates`` can be passed as it is.
+
+    Parameters
+    ----------
+    learning_rate : float
+        ``lr``.
+    total_steps : int
+        Updates until the rate reaches ``min_lr``, warmup included; > ``W``.
+    min_lr : float
+        Final rate, in [0, lr].
+
+    >>> s = Cosine(1.0, total_steps=4)
+    >>> [round(s.value(i), 6) for i in range(6)]
+    [1.0, 0.853553, 0.5, 0.146447, 0.0, 0.0]
+    """
+
+    def __init__(self, learning_rate, total_steps, min_lr=0.0, *, warmup=0):
+        super().__init__(learning_rate, warmup=warmup)
+        where = "cosine: "
+        self.total_steps = _count(where, "total_steps", total_steps, 1)
+        self.min_lr = _real(where, "min_lr", min_lr, low=0, high=self.learning_rate)
+        if self.total_steps <= self.warmup:
+            raise ValueError(
+                f"cosine: total_steps must exceed warmup ({self.warmup}); got {total_steps!r} "
+                "(total_steps counts every update, warmup included)"
+            )
+
+    def rate(self, step):
+        span = self.total_steps - self.warmup
+        cosine = 1 + math.cos(math.pi * min(step, span) / span)
+        return self.min_lr + (self.learning_rate - self.min_lr) * cosine / 2
+
+
+@register("plateau")
+class Plateau(Schedule):
+    """Reduce the rate when the validation loss stops improving.
+
+    PyTorch's ``ReduceLROnPlateau(mode='min', threshold_mode='rel')``, counted
+    in validations (calls to :meth:`observe`); Keras' ``ReduceLROnPlateau``
+    differs in its threshold (absolute ``min_delta``). After each validation
+    loss ``x``:
+
+    1. if ``x < best * (1 - threshold)``: ``best = x``, ``bad = 0``; else
+       ``bad += 1``;
+    2. if ``cooldown_left > 0``: ``cooldown_left -= 1``, ``bad = 0``;
+    3. if ``bad > patience``: ``new = max(lr * factor, min_lr)``; the rate
+       becomes ``new`` if ``lr - new > eps``; ``cooldown_left = cooldown``,
+       ``bad = 0``.
+
+    ``best`` starts at +inf; a NaN loss counts as no improvement. ``rate(s)``
+    is the current rate whatever ``s``; during warmup it is scaled as for any
+    schedule.
+
+    Parameters
+    ----------
+    learning_rate : float
+        The starting rate.
+    factor : float
+        Multiplier on each reduction, in (0, 1).
+    patience : int
+        Validations without improvement tolerated before a reduction, >= 0.
+    threshold : float
+        Relative improvement needed to count as better, >= 0.
+    cooldown : int
+        Validations after a reduction during which bad ones are not counted.
+    min_lr : float
+        Floor of the rate, >= 0.
+    eps : float
+        Reductions smaller than this are skipped (as PyTorch's ``eps``).
+
+    >>> s = Plateau(1.0, factor=0.5, patience=1)
+    >>> for loss in [3.0, 2.0, 2.0, 2.0, 2.0, 2.0]:
+    ...     s.observe(loss)
+    >>> s.value(0), s.state()
+    (0.25, {'best': 2.0, 'bad_validations': 0, 'cooldown_left': 0, 'current_lr': 0.25})
+    """
+
+    def __init__(
+        self,
+        learning_rate,
+        factor=0.1,
+        patience=10,
+        threshold=1e-4,
+        cooldown=0,
+        min_lr=0.0,
+        eps=1e-8,
+        *,
+        warmup=0,
+    ):
+        super().__init__(learning_rate, warmup=warmup)
+        where = "plateau: "
+        self.factor = _real(where, "factor", factor, low=0, high=1, low_open=True, high_open=True)
+        self.patience = _count(where, "patience", patience, 0)
+        self.threshold = _real(where, "threshold", threshold, low=0)
+        self.cooldown = _count(where, "cooldown", cooldown, 0)
+        self.min_lr = _real(where, "min_lr", min_lr, low=0)
+        self.eps = _real(where, "eps", eps, low=0)
+        self.best = math.inf
+        self.bad_validations = 0
+        self.cooldown_left = 0
+        self.current_lr = self.learning_rate
+
+    def rate(self, step):
+        return self.current_lr
+
+    def observe(self, metric):
+        metric = float(metric)
+        if metric < self.best * (1 - self.threshold):
+            self.best = metric
+            self.bad_validations = 0
+        else:
+            self.bad_validations += 1
+        if self.cooldown_left > 0:
+            self.cooldown_left -= 1
+            self.bad_validations = 0
+        if self.bad_validations > self.patience:
+            new = max(self.current_lr * self.factor, self.min_lr)
+            if self.current_lr - new > self.eps:
+                self.current_lr = new
+            self.cooldown_left = self.cooldown
+            self.bad_validations = 0
+
+    def state(self):
+        best = None if self.best == math.inf else self.best
+        return {
+            "best": best,
+            "bad_validations": self.bad_validations,
+            "cooldown_left": self.cooldown_left,
+            "current_lr": self.current_lr,
+        }
+
+    def set_state(self, state):
+        expected = {"best", "bad_validations", "cooldown_left", "current_lr"}
+        if not isinstance(state, Mapping) or set(state) != expected:
+            raise ValueError(
+                f"plateau: state must be a dict with keys {', '.join(sorted(expected))}; "
+                f"got {state!r}"
+            )
+        best = state["best"]
+        self.best = math.inf if best is None else _real("plateau: state ", "best", best)
+        self.bad_validations = _count(
+            "plateau: state ", "bad_validations", state["bad_validations"], 0
+        )
+        self.cooldown_left = _count("plateau: state ", "cooldown_left", state["cooldown_left"], 0)
+        self.current_lr = _real("plateau: state ", "current_lr", state["current_lr"], low=0)
+
+
+def _check_keys(argument, name, given, allowed):
+    for key in given:
+        if key in _COMMON:
+            raise TypeError(
+                f"{argument}: {key!r} is a training option, not a schedule argument; "
+                f"{name} takes {listing(allowed) or 'no arguments'}"
+            )
+        if key not in allowed:
+            near = closest(key, allowed, cutoff=0.6)  # few choices: suggest more freely
+            hint = f" (closest: {', '.join(near)})" if near else ""
+            takes = listing(allowed) or "no arguments"
+            raise TypeError(f"{argument}: {name} takes {takes}; got {key!r}{hint}")
+
+
+def build(spec, learning_rate, warmup=0, total_steps=None, argument="lr_schedule"):
+    """Make a schedule from a user's specification.
+
+    Parameters
+    ----------
+    spec : None, str, dict or Schedule
+        ``None`` (constant rate); a name from :func:`names`; a dict with a
+        ``'name'`` and that schedule's arguments, e.g.
+        ``{'name': 'cosine', 'min_lr': 1e-5}``; or a :class:`Schedule`, which
+        is returned as it is (its own learning rate and warmup apply, and
+        the other arguments are ignored).
+    learning_rate : float
+        The base learning rate.
+    warmup : int
+        Linear-warmup updates (see the module docstring).
+    total_steps : int or None
+        The run's length in updates, if the trainer knows it; fills in
+        ``total_steps`` for schedules that need it and were not given one.
+    argument : str
+        The option name that error messages start with.
+
+    Raises
+    ------
+    ValueError
+        Unknown name, or a value out of range.
+    TypeError
+        Unknown or missing argument, or a spec of the wrong type.
+
+    >>> build({"name": "cosine", "min_lr": 1e-5}, 0.1, total_steps=1000)
+    cosine(learning_rate=0.1, total_steps=1000, min_lr=1e-05, warmup=0)
+    >>> build({"name": "cosine", "min_rate": 1e-5}, 0.1)
+    Traceback (most recent call last):
+    ...
+    TypeError: lr_schedule: cosine takes total_steps, min_lr; got 'min_rate' (closest: min_lr)
+    """
+    if isinstance(spec, Schedule):
+        return spec
+    if spec is None:
+        spec = "constant"
+    if isinstance(spec, str):
+        name, args = spec, {}
+    elif isinstance(spec, Mapping):
+        args = dict(spec)
+        if "name" not in args:
+            raise TypeError(
+                f"{argument}: a schedule dict needs a 'name' ({listing(names())}); "
+                f"got {dict(spec)!r}"
+            )
+        name = args.pop("name")
+    else:
+        raise TypeError(
+            f"{argument}: expected None, a schedule name ({listing(names())}), a dict with a "
+            f"'name', or a Schedule; got {spec!r}"
+        )
+    cls = _lookup(name, argument)
+    allowed = _arguments(cls)
+    _check_keys(argument, name, args, allowed)
+    if "total_steps" in allowed and "total_steps" not in args and total_steps is not None:
+        args["total_steps"] = total_steps
+    missing = [k for k, d in allowed.items() if d is inspect.Parameter.empty and k not in args]
+    if missing == ["total_steps"]:
+        raise TypeError(
+            f"{argument}: {name} needs total_steps, the number of updates (warmup included), "
+            f"and the training length is not known; give "
+            f"{argument}=dict(name={name!r}, total_steps=...) or set max_updates"
+        )
+    if missing:
+        example = ", ".join(f"{k}=..." for k in missing)
+        raise TypeError(
+            f"{argument}: {name} needs {' and '.join(missing)}; "
+            f"e.g. {argument}=dict(name={name!r}, {example})"
+        )
+    _real("", "learning_rate", learning_rate, low=0)
+    _count("", "warmup", warmup, 0)
+    try:
+        return cls(learning_rate, warmup=warmup, **args)
+    except (TypeError, ValueError) as error:
+        raise type(error)(f"{argument}: {error}") from None
+
+
+def from_config(config):
+    """Rebuild a schedule from :meth:`Schedule.config` (state is separate).
+
+    >>> s = Step(0.1, step_size=10, warmup=5)
+    >>> s.config()
+    {'name': 'step', 'learning_rate': 0.1, 'step_size': 10, 'gamma': 0.1, 'warmup': 5}
+    >>> from_config(s.config())
+    step(learning_rate=0.1, step_size=10, gamma=0.1, warmup=5)
+    """
+    if not isinstance(config, Mapping) or "name" not in config:
+        raise TypeError(f"from_config: expected a dict with a 'name'; got {config!r}")
+    args = dict(config)
+    cls = _lookup(args.pop("name"), "from_config")
+    allowed = _arguments(cls)
+    extra = [k for k in args if k not in allowed and k not in _COMMON]
+    if extra:
+        _check_keys("from_config", cls.name, extra, allowed)
+    return cls(**args)

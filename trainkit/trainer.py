@@ -1,0 +1,580 @@
+r"""The training loop: batches in, updates applied, metrics out.
+
+:class:`Trainer` compiles one training function and one validation function
+from an :func:`~trainkit.assembly.assemble`-d graph and drives them:
+
+- ``itertrain(train, valid)`` yields ``(train_metrics, valid_metrics)`` after
+  every validation; ``train(...)`` runs it to the end and returns the last
+  pair.
+- Validation runs the *clean* graph (no noise, no dropout); its ``loss`` is
+  the base loss plus the weighted penalties, and early stopping watches it.
+- The learning rate lives in a shared variable that a schedule rewrites
+  between updates, so nothing recompiles.
+- Updates are guarded: when the loss or a gradient is not finite, no
+  parameter or optimizer state changes, and ``nan_policy`` decides whether to
+  raise, skip (counting skips) or stop.
+- Checkpoints hold parameters, optimizer state, random generators, the
+  schedule, the step counters, the data position and the early-stopping
+  state, so ``resume=`` continues to bitwise-identical parameters.
+- Progress bars, log lines, metrics files and checkpoints are callbacks
+  (:mod:`trainkit.callbacks`) that hook in from outside the loop.
+"""
+
+import math
+from collections.abc import Iterator
+import signal
+import sys
+import threading
+import time
+import zlib
+from collections import OrderedDict
+
+import numpy as np
+import pytensor
+import pytensor.tensor as pt
+from pytensor.compile.sharedvalue import SharedVariable
+from pytensor.graph.basic import Variable
+from pytensor.tensor.random.type import RandomGeneratorType
+
+import regularizers
+from regularizers.base import as_scalar
+from regularizers.stochastic import _Stochastic
+
+from . import callbacks as cb
+from . import checkpoints, monitors, options, schedules
+from .assembly import DEFAULT_ALGO, assemble, split_kwargs
+from .data import Dataset
+
+__all__ = ["Trainer"]
+
+CHECKPOINT_FORMAT = "trainkit.checkpoint"
+CHECKPOINT_VERSION = 1
+
+
+def _is_rng(var):
+    return isinstance(var.type, RandomGeneratorType)
+
+
+class Trainer:
+    """Train a graph on data, theanets/downhill-style.
+
+    Parameters
+    ----------
+    graph : regularizers.Graph
+        The model's clean graph.
+    loss : scalar Variable
+        The base loss on ``graph``.
+    inputs : list of Variable
+        The symbolic variables each batch feeds, in order (e.g. ``[x, y]``).
+    algo : str
+        Optimizer name.
+    metrics : mapping of str -> scalar Variable, optional
+        Extra metrics on ``graph`` (reported for training and validation).
+    specs : list of ArraySpec, optional
+        Checks for the data arrays, applied before compiling.
+    loss_name : str
+        Name of the base loss in the metrics.
+    **kwargs
+        Optimizer hyperparameters, regularizers and trainer options
+        (:data:`trainkit.options.OPTIONS`). All are checked here, before any
+        data is read or anything compiled.
+
+    Examples
+    --------
+    >>> import numpy as np, pytensor, pytensor.tensor as pt, regularizers
+    >>> x, y = pt.matrix("x"), pt.vector("y")
+    >>> w = pytensor.shared(np.zeros(2, "float32"), name="out.w")
+    >>> g = regularizers.Graph({"in:out": x, "out:out": x @ w}, {"out.w": w}, inputs={"x": x})
+    >>> t = Trainer(g, pt.mean((x @ w - y) ** 2), [x, y], algo="sgd", learning_rate=0.1,
+    ...             max_updates=200, progress=False, log=False)
+    >>> X = np.random.default_rng(0).normal(size=(64, 2)).astype("float32")
+    >>> tm, vm = t.train([X, X @ np.array([1.0, -2.0], "float32")])
+    >>> np.round(w.get_value(), 2)
+    array([ 1., -2.], dtype=float32)
+    """
+
+    def __init__(self, graph, loss, inputs, algo=DEFAULT_ALGO, *, metrics=None, specs=None,
+                 loss_name="base", **kwargs):
+        if not isinstance(graph, regularizers.Graph):
+            raise TypeError(f"Trainer: graph must be a regularizers.Graph, got {graph!r}")
+        if not isinstance(inputs, (list, tuple)) or not all(isinstance(v, Variable) for v in inputs):
+            raise TypeError(f"Trainer: inputs must be a list of symbolic variables, got {inputs!r}")
+        hyper, _, trainer_kwargs = split_kwargs(algo, **kwargs)
+        self.options = options.parse(trainer_kwargs)
+        self.graph, self.inputs, self.specs = graph, list(inputs), specs
+        self._clean_loss = loss
+        self.loss_name = loss_name
+        self.algo = algo
+
+        # the learning rate is a shared variable so schedules never recompile
+        dtype = next(iter(graph.params.values())).dtype if graph.params else pytensor.config.floatX
+        self.base_lr = None
+        self.lr = None
+        if "learning_rate" in hyper:
+            given = hyper["learning_rate"]
+            if isinstance(given, SharedVariable):
+                self.lr = given
+                self.base_lr = float(given.get_value())
+            elif isinstance(given, Variable):
+                raise TypeError("learning_rate: give a number or a shared variable")
+            else:
+                self.base_lr = float(given)
+                self.lr = pytensor.shared(np.asarray(given, dtype=dtype),
+                                          name="trainer/learning_rate")
+            kwargs["learning_rate"] = self.lr
+        self.schedule = None
+        if self.lr is not None:
+            self.schedule = schedules.build(
+                self.options.lr_schedule, self.base_lr, warmup=self.options.lr_warmup,
+                total_steps=self.options.max_updates,
+            )
+        elif self.options.lr_schedule is not None:
+            raise TypeError(f"lr_schedule: {algo} has no learning_rate to schedule")
+
+        self.assembly = assemble(graph, loss, algo, **kwargs)
+        self.metrics = OrderedDict(metrics or {})
+        self.monitors = monitors.build(self.options.monitors, graph)
+        self._seed_generators()
+        self._train_fn = self._valid_fn = None
+        self.reset()
+
+    # -- state -------------------------------------------------------------------
+
+    def reset(self):
+        """Forget progress: counters, early-stopping state, metric window."""
+        self.step = 0
+        self.skipped = 0
+        self.best_loss = math.inf
+        self.best_step = None
+        self.best_params = None
+        self.restored_step = None
+        self.reference_loss = math.inf
+        self.bad_validations = 0
+        self.improved = False
+        self.validated_at = None
+        self.last_loss = math.nan
+        self.stop_reason = None
+        self.elapsed = 0.0
+        self.dataset = None
+        self._window = None
+        self._window_count = 0
+        self._stop_signal = None
+
+    def _seed_generators(self):
+        """Seed the random generators of noise/dropout that have no seed of their own."""
+        by_name = {r.rng_name: r for r in self.assembly.regularizers if isinstance(r, _Stochastic)}
+        for var in self.assembly.updates:
+            reg = by_name.get(var.name) if _is_rng(var) else None
+            if reg is not None and reg.seed is None:
+                key = zlib.crc32(var.name.encode())
+                var.set_value(np.random.default_rng([self.options.seed, key]), borrow=True)
+
+    @property
+    def state_variables(self):
+        """Every shared variable training changes, by name (params, optimizer, rngs, lr)."""
+        variables = OrderedDict()
+        for var in self.assembly.updates:
+            if not var.name:
+                raise ValueError(f"Trainer: an updated shared variable has no name: {var}")
+            if var.name in variables:
+                raise ValueError(f"Trainer: two updated shared variables are named {var.name!r}")
+            variables[var.name] = var
+        if self.lr is not None and self.lr.name not in variables:
+            variables[self.lr.name or "trainer/learning_rate"] = self.lr
+        return variables
+
+    @property
+    def planned_updates(self):
+        """Total updates the run is set up for, if known (for progress bars)."""
+        candidates = []
+        if self.options.max_updates:
+            candidates.append(self.options.max_updates)
+        if self.options.max_epochs and self.dataset is not None and self.dataset.batches_per_epoch:
+            candidates.append(self.options.max_epochs * self.dataset.batches_per_epoch)
+        return min(candidates) if candidates else None
+
+    # -- compiling ---------------------------------------------------------------
+
+    def _compile(self):
+        a = self.assembly
+        mode = self.options.mode
+        names = ["loss", self.loss_name, *a.penalties]
+        outputs = [a.loss, a.base_loss, *a.penalties.values()]
+        extra = OrderedDict(list(self.metrics.items()) + list(self.monitors.items()))
+        names += list(extra)
+        outputs += a.graph.carry(list(extra.values()), self.graph)
+        grad_sq = None
+        for g in a.gradients.values():
+            term = pt.cast(pt.sum(pt.sqr(g)), a.loss.dtype)
+            grad_sq = term if grad_sq is None else grad_sq + term
+        if self.options.monitor_gradients:
+            names.append("grad_norm")
+            outputs.append(pt.sqrt(grad_sq))
+        finite = pt.and_(pt.isfinite(a.loss), pt.isfinite(grad_sq))
+        updates = OrderedDict()
+        for var, new in a.updates.items():
+            updates[var] = new if _is_rng(var) else pt.switch(finite, new, var)
+        self.train_names = names
+        self._train_fn = pytensor.function(
+            self.inputs, [pt.cast(finite, "int8"), *outputs], updates=updates, mode=mode
+        )
+
+        clean = OrderedDict(loss=None)
+        clean[self.loss_name] = self._clean_loss
+        total = self._clean_loss
+        for reg in a.regularizers:
+            penalty = reg.loss(self.graph)
+            if penalty is not None:
+                term = as_scalar(reg.weight, penalty.dtype) * penalty
+                total = total + pt.cast(term, total.dtype)
+        clean["loss"] = total
+        clean.update(extra)
+        self.valid_names = list(clean)
+        self._valid_fn = pytensor.function(self.inputs, list(clean.values()), mode=mode)
+
+    # -- the loop ----------------------------------------------------------------
+
+    def _datasets(self, train, valid):
+        o = self.options
+        train_ds = Dataset(train, self.specs, batch_size=o.batch_size, shuffle=o.shuffle,
+                           seed=o.seed, epoch_size=o.epoch_size, name="train")
+        if valid is None:
+            if train_ds.kind != "arrays":
+                raise ValueError(
+                    "valid: give validation data when training data is a callable or an iterable"
+                )
+            valid_ds = Dataset(train_ds.arrays, None, batch_size=o.batch_size, shuffle=False,
+                               name="valid")
+        elif callable(valid) or isinstance(valid, Iterator):
+            raise ValueError(
+                "valid: validation data must be arrays or a list of batches (it is read once "
+                f"per validation), got {type(valid).__name__}"
+            )
+        else:
+            valid_ds = Dataset(valid, self.specs, batch_size=o.batch_size, shuffle=False,
+                               name="valid")
+        return train_ds, valid_ds
+
+    def _callbacks(self):
+        o = self.options
+        hooks = []
+        bar = None
+        show = o.progress if o.progress != "auto" else sys.stderr.isatty()
+        if show:
+            bar = cb.ProgressBar()
+            hooks.append(bar)
+        if o.log:
+            hooks.append(cb.LogLines(bar=bar))
+        if o.run_dir is not None:
+            hooks.append(cb.MetricsFile(o.run_dir, o.metrics_format))
+        self.checkpointer = None
+        if o.save_progress is not None:
+            self.checkpointer = cb.Checkpointer(o.save_progress, o.save_every)
+            hooks.append(self.checkpointer)
+        elif o.save_every is not None:
+            raise ValueError("save_every: needs save_progress, the checkpoint file")
+        return hooks + o.callbacks
+
+    def _call(self, hooks, method, *args):
+        for hook in hooks:
+            function = getattr(hook, method, None)
+            if function is not None:
+                function(self, *args)
+
+    def itertrain(self, train, valid=None):
+        """Train; yield ``(train_metrics, valid_metrics)`` after each validation.
+
+        Data are checked (shapes, dtypes, NaNs, label ranges) before anything
+        is compiled. Training ends when ``max_updates`` or ``max_epochs`` is
+        reached, when ``patience`` validations pass without improvement, when
+        one-shot training data run out, on a non-finite loss with
+        ``nan_policy='stop'``, or on Ctrl-C / SIGTERM (which save a final
+        checkpoint when ``save_progress`` is set). At the end, the last state
+        is validated if it was not, and with ``restore_best`` the best
+        validated parameters are restored when they beat it.
+        """
+        o = self.options
+        self.reset()
+        self.dataset, valid_ds = self._datasets(train, valid)
+        if o.max_updates is None and o.max_epochs is None and o.patience is None \
+                and not self.dataset.one_shot:
+            raise ValueError(
+                "max_updates, max_epochs, patience: all are None, so training would never end"
+            )
+        hooks = self._callbacks()
+        resume = self._read_checkpoint(o.resume) if o.resume is not None else None
+        if self._train_fn is None:
+            self._compile()
+        if resume is not None:
+            self._apply_checkpoint(*resume)
+        started = time.monotonic() - self.elapsed
+        restore = self._install_signal_handlers()
+        self._call(hooks, "on_start")
+        try:
+            while self.stop_reason is None:
+                reason = self._limit_reached()
+                if reason:
+                    self.stop_reason = reason
+                    break
+                epoch = self.dataset.epoch
+                self._update(self.dataset.next_batch())
+                self.elapsed = time.monotonic() - started
+                self._call(hooks, "on_update")
+                due = (self.step % o.validate_every == 0) if o.validate_every else (
+                    self.dataset.epoch > epoch
+                )
+                if due or self.stop_reason:
+                    pair = self._validate(valid_ds)
+                    self._call(hooks, "on_validation", *pair)
+                    yield pair
+                if self._stop_signal:
+                    self.stop_reason = f"interrupted by {self._stop_signal}"
+            if self.validated_at != self.step and self.step > 0 and not self._stop_signal:
+                pair = self._validate(valid_ds)
+                self._call(hooks, "on_validation", *pair)
+                yield pair
+        finally:
+            restore()
+            self.elapsed = time.monotonic() - started
+            if self.stop_reason is None:
+                self.stop_reason = "stopped by the caller"
+            if self.checkpointer is not None:
+                self.checkpointer.save(self)
+            self._restore_best()
+            self._call(hooks, "on_end")
+
+    def train(self, train, valid=None):
+        """Run :meth:`itertrain` to the end; return the last metrics pair."""
+        last = (None, None)
+        for last in self.itertrain(train, valid):
+            pass
+        return last
+
+    def _limit_reached(self):
+        o = self.options
+        if o.max_updates is not None and self.step >= o.max_updates:
+            return f"max_updates={o.max_updates} reached"
+        if o.max_epochs is not None and self.dataset.epoch >= o.max_epochs:
+            return f"max_epochs={o.max_epochs} reached"
+        if self.dataset.exhausted:
+            return "training data exhausted"
+        return None
+
+    def _update(self, batch):
+        if self.lr is not None:
+            self.lr.set_value(np.asarray(self.schedule.value(self.step), dtype=self.lr.dtype))
+        finite, *values = self._train_fn(*batch)
+        if not finite:
+            policy = self.options.nan_policy
+            where = (f"update {self.step + 1} (epoch {self.dataset.epoch + 1}, "
+                     f"batch {self.dataset.batch_index or self.dataset.batches_per_epoch})")
+            if policy == "raise":
+                raise FloatingPointError(
+                    f"non-finite loss or gradient at {where}; parameters were left as they were "
+                    f"before it (nan_policy='raise'; 'skip' or 'stop' to continue or end)"
+                )
+            self.skipped += 1
+            if policy == "stop":
+                self.stop_reason = f"non-finite loss or gradient at {where}"
+            self.step += 1
+            return
+        values = np.asarray(values, dtype=np.float64)
+        if self._window is None:
+            self._window = np.zeros_like(values)
+        self._window += values
+        self._window_count += 1
+        self.last_loss = float(values[0])
+        self.step += 1
+
+    def _validate(self, valid_ds):
+        sums, total = None, 0
+        for batch in valid_ds.iter_epoch():
+            n = len(batch[0])
+            values = np.asarray(self._valid_fn(*batch), dtype=np.float64) * n
+            sums = values if sums is None else sums + values
+            total += n
+        valid_metrics = OrderedDict(
+            (name, float(v)) for name, v in zip(self.valid_names, sums / total, strict=True)
+        )
+        if self._window_count:
+            means = self._window / self._window_count
+            train_values = OrderedDict(zip(self.train_names, map(float, means), strict=True))
+        else:
+            train_values = OrderedDict((name, math.nan) for name in self.train_names)
+        train_metrics = OrderedDict(
+            step=self.step,
+            epoch=self.dataset.epoch,
+            lr=float(self.lr.get_value()) if self.lr is not None else math.nan,
+            seconds=round(self.elapsed, 3),
+        )
+        train_metrics.update(train_values)
+        if self.skipped:
+            train_metrics["skipped"] = self.skipped
+        self._window = None
+        self._window_count = 0
+        self.validated_at = self.step
+
+        # the best parameters by validation loss, for restoring at the end
+        loss = valid_metrics["loss"]
+        self.improved = bool(np.isfinite(loss) and loss < self.best_loss)
+        if self.improved:
+            self.best_loss = loss
+            self.best_step = self.step
+            self.best_params = OrderedDict(
+                (name, p.get_value()) for name, p in self.graph.params.items()
+            )
+        # patience counts validations that miss the last counted improvement by
+        # min_improvement (relative), as downhill did
+        reference = self.reference_loss
+        if np.isfinite(loss) and (
+            not np.isfinite(reference)
+            or loss < reference - self.options.min_improvement * abs(reference)
+        ):
+            self.reference_loss = loss
+            self.bad_validations = 0
+        else:
+            self.bad_validations += 1
+            patience = self.options.patience
+            if patience is not None and self.bad_validations > patience:
+                self.stop_reason = (
+                    f"no improvement in {self.bad_validations} validations "
+                    f"(patience={patience})"
+                )
+        if self.schedule is not None:
+            self.schedule.observe(loss)
+        self.last_valid = valid_metrics
+        return train_metrics, valid_metrics
+
+    def _restore_best(self):
+        """Restore the best validated parameters unless they are the current ones.
+
+        The best validation loss is never above the last one, so the result is
+        never worse than the last validated state.
+        """
+        if not self.options.restore_best or self.best_params is None:
+            return
+        if self.best_step == self.step:
+            return
+        for name, p in self.graph.params.items():
+            p.set_value(self.best_params[name])
+        self.restored_step = self.best_step
+
+    # -- signals -----------------------------------------------------------------
+
+    def _install_signal_handlers(self):
+        """Turn Ctrl-C and SIGTERM into a clean stop after the current update."""
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None
+        previous = {}
+
+        def handler(signum, frame):
+            name = signal.Signals(signum).name
+            if self._stop_signal == name and signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            self._stop_signal = name
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, handler)
+
+        def restore():
+            for sig, old in previous.items():
+                signal.signal(sig, old)
+
+        return restore
+
+    # -- checkpoints -------------------------------------------------------------
+
+    def _signature(self):
+        return {
+            "algo": self.algo,
+            "variables": {
+                name: [str(np.asarray(var.get_value(borrow=True)).dtype),
+                       list(np.shape(var.get_value(borrow=True)))]
+                for name, var in self.state_variables.items() if not _is_rng(var)
+            },
+        }
+
+    def save_checkpoint(self, path):
+        """Write everything needed to continue training to ``path`` (atomically)."""
+        arrays = OrderedDict()
+        generators = {}
+        for name, var in self.state_variables.items():
+            value = var.get_value(borrow=True)
+            if _is_rng(var):
+                generators[name] = value.bit_generator.state
+            else:
+                arrays[f"state/{name}"] = np.asarray(value)
+        if self.best_params is not None:
+            for name, value in self.best_params.items():
+                arrays[f"best/{name}"] = value
+        meta = {
+            "format": CHECKPOINT_FORMAT,
+            "version": CHECKPOINT_VERSION,
+            "signature": self._signature(),
+            "step": self.step,
+            "skipped": self.skipped,
+            "elapsed": self.elapsed,
+            "dataset": self.dataset.state(),
+            "schedule": None if self.schedule is None else self.schedule.state(),
+            "generators": generators,
+            "early_stopping": {
+                "best_loss": self.best_loss if math.isfinite(self.best_loss) else None,
+                "reference_loss": (
+                    self.reference_loss if math.isfinite(self.reference_loss) else None
+                ),
+                "best_step": self.best_step,
+                "bad_validations": self.bad_validations,
+                "validated_at": self.validated_at,
+            },
+            "window": None if self._window is None else [float(v) for v in self._window],
+            "window_count": self._window_count,
+        }
+        checkpoints.save(path, arrays, meta)
+
+    def _read_checkpoint(self, path):
+        """Read and check a checkpoint against this trainer, before compiling."""
+        try:
+            arrays, meta = checkpoints.load(path)
+        except FileNotFoundError:
+            raise FileNotFoundError(f"resume: no checkpoint at {path}") from None
+        if meta.get("format") != CHECKPOINT_FORMAT or meta.get("version") != CHECKPOINT_VERSION:
+            raise ValueError(f"resume: {path} is not a trainkit checkpoint")
+        ours = self._signature()
+        if meta["signature"] != ours:
+            theirs = meta["signature"]
+            if theirs.get("algo") != ours["algo"]:
+                why = f"it was made with algo={theirs.get('algo')!r}, this run uses {ours['algo']!r}"
+            else:
+                a, b = set(theirs["variables"]), set(ours["variables"])
+                diff = sorted(a ^ b) or sorted(
+                    k for k in a if theirs["variables"][k] != ours["variables"][k]
+                )
+                why = f"its state differs in {', '.join(diff[:5])}"
+            raise ValueError(f"resume: {path} does not match this model and optimizer; {why}")
+        return arrays, meta
+
+    def _apply_checkpoint(self, arrays, meta):
+        """Set every piece of training state from a checkpoint."""
+        for name, var in self.state_variables.items():
+            if _is_rng(var):
+                rng = np.random.default_rng()
+                rng.bit_generator.state = meta["generators"][name]
+                var.set_value(rng, borrow=True)
+            else:
+                var.set_value(np.array(arrays[f"state/{name}"], copy=True))
+        best = {k[5:]: v for k, v in arrays.items() if k.startswith("best/")}
+        self.best_params = OrderedDict((n, best[n]) for n in self.graph.params) if best else None
+        es = meta["early_stopping"]
+        self.best_loss = math.inf if es["best_loss"] is None else es["best_loss"]
+        self.reference_loss = math.inf if es["reference_loss"] is None else es["reference_loss"]
+        self.best_step = es["best_step"]
+        self.bad_validations = es["bad_validations"]
+        self.validated_at = es["validated_at"]
+        self.step = meta["step"]
+        self.skipped = meta["skipped"]
+        self.elapsed = meta["elapsed"]
+        self.dataset.set_state(meta["dataset"])
+        if self.schedule is not None and meta["schedule"] is not None:
+            self.schedule.set_state(meta["schedule"])
+        self._window = None if meta["window"] is None else np.asarray(meta["window"], np.float64)
+        self._window_count = meta["window_count"]
