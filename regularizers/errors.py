@@ -14,7 +14,7 @@ import difflib
 __all__ = ["closest", "listing", "unknown"]
 
 
-def closest(value, choices, n=3, cutoff=0.75):
+def closest(value, choices, n=3, cutoff=0.6, spread=0.15):
     """Return up to ``n`` entries of ``choices`` that look most like ``value``.
 
     Parameters
@@ -28,13 +28,28 @@ def closest(value, choices, n=3, cutoff=0.75):
     cutoff : float
         ``difflib`` similarity ratio in [0, 1] below which a choice is not
         suggested.
+    spread : float
+        Only choices within this ratio of the best match are suggested, so a
+        clear winner is not diluted by distant look-alikes.
 
     Returns
     -------
     list of str
         Best match first; empty when nothing is close.
     """
-    return difflib.get_close_matches(str(value), [str(c) for c in choices], n=n, cutoff=cutoff)
+    value = str(value)
+    scored = []
+    for choice in dict.fromkeys(str(c) for c in choices):
+        matcher = difflib.SequenceMatcher(None, value, choice)
+        if matcher.real_quick_ratio() >= cutoff and matcher.quick_ratio() >= cutoff:
+            ratio = matcher.ratio()
+            if ratio >= cutoff:
+                scored.append((ratio, choice))
+    scored.sort(key=lambda item: -item[0])
+    if not scored:
+        return []
+    best = scored[0][0]
+    return [choice for ratio, choice in scored[:n] if ratio >= best - spread]
 
 
 def listing(choices, limit=40):

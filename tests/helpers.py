@@ -53,9 +53,7 @@ def feedforward(seed=0, sizes=(3, 4, 5, 2)):
             h = pt.tanh(pre)
             outputs[f"{layer}:pre"] = pre
             outputs[f"{layer}:out"] = h
-    graph = regularizers.Graph(
-        outputs, params, inputs={"x": x}, hidden=["hid1:out", "hid2:out"]
-    )
+    graph = regularizers.Graph(outputs, params, inputs={"x": x}, hidden=["hid1:out", "hid2:out"])
     return graph, values
 
 

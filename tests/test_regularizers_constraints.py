@@ -128,7 +128,9 @@ finite32 = st.floats(-10, 10, width=32, allow_subnormal=False)
 
 
 @settings(max_examples=25, deadline=None, database=None)
-@given(hnp.arrays(np.float32, hnp.array_shapes(min_dims=2, max_dims=2, max_side=6), elements=finite32))
+@given(
+    hnp.arrays(np.float32, hnp.array_shapes(min_dims=2, max_dims=2, max_side=6), elements=finite32)
+)
 def test_norm_constraint_properties(w):
     got = _compiled_norm_constraint()(w)
     assert got.dtype == np.float32
@@ -264,7 +266,9 @@ def gradients():
     shapes = OrderedDict([("hid1.w", (3, 4)), ("hid1.b", (4,)), ("out.w", (4, 2))])
     params = OrderedDict((k, shared(np.zeros(s), k)) for k, s in shapes.items())
     graph = Graph({"out:out": params["out.w"].sum()}, params)
-    symbolic = OrderedDict((k, pt.tensor(f"g_{k}", shape=(None,) * len(s))) for k, s in shapes.items())
+    symbolic = OrderedDict(
+        (k, pt.tensor(f"g_{k}", shape=(None,) * len(s))) for k, s in shapes.items()
+    )
     # norms of about 0.2, 3.5, 6: some under and some over the limits below
     scale = {"hid1.w": 1.0, "hid1.b": 0.1, "out.w": 2.0}
     arrays = OrderedDict(

@@ -110,7 +110,12 @@ CASES = [
     ("hidden_sparsity", {}, np_mean_abs, ["hid1:out", "hid2:out"]),
     ("hidden_l1", {"pattern": "out:out"}, np_mean_abs, ["out:out"]),
     ("hidden_l2", {"pattern": "*:out"}, np_mean_sq, list(OUTPUT_SHAPES)),
-    ("hidden_l2", {"pattern": ["rnn?:out", "in:*"]}, np_mean_sq, ["in:out", "rnn1:out", "rnn2:out"]),
+    (
+        "hidden_l2",
+        {"pattern": ["rnn?:out", "in:*"]},
+        np_mean_sq,
+        ["in:out", "rnn1:out", "rnn2:out"],
+    ),
     ("recurrent_state", {}, np_state, ["rnn1:out", "rnn2:out"]),
     ("recurrent_state", {"pattern": "rnn2:out"}, np_state, ["rnn2:out"]),
     ("recurrent_norm", {}, np_norm, ["rnn1:out", "rnn2:out"]),

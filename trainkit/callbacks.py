@@ -6,9 +6,14 @@ whichever of these methods it has:
 - ``on_start(trainer)`` before the first update,
 - ``on_update(trainer)`` after each update,
 - ``on_validation(trainer, train_metrics, valid_metrics)`` after each
-  validation,
-- ``on_end(trainer)`` when training ends (``trainer.stop_reason`` says why).
+  validation (before the pair is yielded),
+- ``on_step_end(trainer)`` after each update and the validation that follows
+  it, if any: the state there is one training can continue from, which is
+  where :class:`Checkpointer` saves,
+- ``on_end(trainer)`` when training ends (``trainer.stop_reason`` says why;
+  also when an exception ends it, with the exception in ``stop_reason``).
 
+Built-in hooks run first, then the user's ``callbacks`` in the order given.
 A user callback is any object with some of them (Keras-style). The loop
 itself never prints; these do.
 """
@@ -53,8 +58,14 @@ class ProgressBar:
         self.bar = None
 
     def on_start(self, trainer):
-        self.bar = tqdm(total=trainer.planned_updates, initial=trainer.step, unit="upd",
-                        file=self.stream, dynamic_ncols=True, leave=False)
+        self.bar = tqdm(
+            total=trainer.planned_updates,
+            initial=trainer.step,
+            unit="upd",
+            file=self.stream,
+            dynamic_ncols=True,
+            leave=False,
+        )
 
     def on_update(self, trainer):
         self.bar.update(1)
@@ -106,9 +117,13 @@ class MetricsFile:
     """Append one row per validation to ``metrics.csv`` or ``metrics.jsonl``.
 
     Columns are ``step``, ``epoch``, ``lr``, ``seconds``, then each training
-    metric prefixed ``train_`` and each validation metric prefixed ``valid_``.
-    On resume, rows past the checkpoint's step are dropped first, so the file
-    matches an uninterrupted run.
+    metric prefixed ``train_`` and each validation metric prefixed ``valid_``
+    (the keys of the yielded metrics, so a row holds the same values). JSON
+    lines write non-finite numbers as Python's ``json`` does (``NaN``,
+    ``Infinity``). On resume, rows after the checkpoint's last validation are
+    dropped first (such as the extra validation at the end of the run that
+    wrote the checkpoint), so the file matches an uninterrupted run; a fresh
+    run starts a new file.
     """
 
     def __init__(self, run_dir, fmt="csv"):
@@ -128,13 +143,14 @@ class MetricsFile:
         return row
 
     def on_start(self, trainer):
-        self._truncate(trainer.step)
+        self._truncate(trainer.validated_at or 0)
 
     def _truncate(self, step):
         """Drop rows after ``step`` (a fresh run: step 0 drops everything)."""
         if not os.path.exists(self.path):
             return
         if step == 0:
+            self.columns = None
             os.remove(self.path)
             return
         if self.fmt == "jsonl":
@@ -173,8 +189,10 @@ class Checkpointer:
     """Save the trainer's full state to ``path`` every N updates or T seconds.
 
     Each checkpoint replaces the last atomically (see
-    :mod:`trainkit.checkpoints`). The trainer also saves one when training
-    ends or is interrupted, before it restores the best parameters, so a
+    :mod:`trainkit.checkpoints`). It saves after an update and its
+    validation (``on_step_end``), never between them. The trainer also saves
+    one when training ends or is interrupted, before the extra validation of
+    the final state and before it restores the best parameters, so a
     checkpoint always holds the state training would continue from.
 
     Parameters
@@ -191,7 +209,7 @@ class Checkpointer:
         self.every = every
         self.last_time = time.monotonic()
 
-    def on_update(self, trainer):
+    def on_step_end(self, trainer):
         if self.every is None:
             return
         kind, amount = self.every

@@ -20,7 +20,7 @@ from types import SimpleNamespace
 
 from regularizers.errors import unknown
 
-__all__ = ["OPTIONS", "TRAINER_OPTIONS", "parse", "parse_every"]
+__all__ = ["HOOKS", "OPTIONS", "TRAINER_OPTIONS", "parse", "parse_every"]
 
 
 def _positive_int(name, value, allow_none=False):
@@ -104,11 +104,21 @@ def _anything(name, value):
     return value
 
 
+#: the methods a callback may have (see :mod:`trainkit.callbacks`)
+HOOKS = ("on_start", "on_update", "on_validation", "on_step_end", "on_end")
+
+
 def _callbacks(name, value):
     if value is None:
         return []
     if not isinstance(value, (list, tuple)):
         value = [value]
+    for i, hook in enumerate(value):
+        if not any(callable(getattr(hook, method, None)) for method in HOOKS):
+            raise ValueError(
+                f"{name}[{i}]: a callback must have at least one of the methods "
+                f"{', '.join(HOOKS)}, got {hook!r}"
+            )
     return list(value)
 
 
@@ -126,7 +136,8 @@ OPTIONS = {
     "shuffle": Option(True, _bool, "shuffle the training examples each epoch"),
     "seed": Option(0, _seed, "seed of shuffling and of noise/dropout without their own seed"),
     "epoch_size": Option(
-        None, lambda n, v: _positive_int(n, v, True),
+        None,
+        lambda n, v: _positive_int(n, v, True),
         "batches per epoch for callable or iterable training data",
     ),
     "max_updates": Option(
@@ -136,15 +147,18 @@ OPTIONS = {
         None, lambda n, v: _positive_int(n, v, True), "stop after this many epochs"
     ),
     "validate_every": Option(
-        None, lambda n, v: _positive_int(n, v, True),
+        None,
+        lambda n, v: _positive_int(n, v, True),
         "updates between validations (default: once per epoch)",
     ),
     "patience": Option(
-        5, lambda n, v: _non_negative_int(n, v) if v is not None else None,
+        5,
+        lambda n, v: _non_negative_int(n, v) if v is not None else None,
         "validations without improvement before stopping (None: never stop early)",
     ),
     "min_improvement": Option(
-        0.0, _non_negative_float,
+        0.0,
+        _non_negative_float,
         "relative decrease of the validation loss that counts as an improvement",
     ),
     "restore_best": Option(True, _bool, "end with the best validated parameters"),
@@ -153,7 +167,8 @@ OPTIONS = {
     "monitors": Option(None, _anything, "statistics of named outputs: {pattern: stats}"),
     "monitor_gradients": Option(False, _bool, "report gradient norms"),
     "nan_policy": Option(
-        "raise", _choice("raise", "skip", "stop"),
+        "raise",
+        _choice("raise", "skip", "stop"),
         "on a non-finite loss or gradient: raise, skip the update, or stop",
     ),
     "save_progress": Option(None, _path, "checkpoint file, written atomically"),
@@ -163,7 +178,9 @@ OPTIONS = {
     "metrics_format": Option("csv", _choice("csv", "jsonl"), "metrics file format in run_dir"),
     "progress": Option("auto", _progress, "progress bar: True, False, or 'auto' (on a terminal)"),
     "log": Option(True, _bool, "a log line per validation on stderr"),
-    "callbacks": Option(None, _callbacks, "objects with on_update/on_validation/on_end hooks"),
+    "callbacks": Option(
+        None, _callbacks, "objects with on_start/on_update/on_validation/on_end hooks"
+    ),
     "mode": Option(None, _anything, "PyTensor mode, e.g. 'JAX' (None: PyTensor's default)"),
 }
 
@@ -180,4 +197,9 @@ def parse(kwargs):
     for name in kwargs:
         if name not in OPTIONS:
             raise TypeError(unknown("trainer", name, OPTIONS, kind="option"))
+    if values["save_every"] is not None and values["save_progress"] is None:
+        raise ValueError(
+            f"save_every: needs save_progress, the checkpoint file to write; got "
+            f"save_every={kwargs['save_every']!r} and save_progress=None"
+        )
     return SimpleNamespace(**values)

@@ -8,26 +8,60 @@ from an :func:`~trainkit.assembly.assemble`-d graph and drives them:
   pair.
 - Validation runs the *clean* graph (no noise, no dropout); its ``loss`` is
   the base loss plus the weighted penalties, and early stopping watches it.
+  Validation metrics are means over the validation examples (each batch's
+  mean weighted by its number of examples).
+- ``train_metrics`` holds ``step`` (updates so far), ``epoch`` (passes over
+  the training data *completed* so far: 0 until the first epoch ends),
+  ``lr`` (the learning rate of the last update), ``seconds``, ``skipped``
+  (updates skipped as non-finite so far), then the training loss, the
+  weighted penalties and the extra metrics, each the mean over the updates
+  since the previous validation (skipped updates left out).
+- Validation happens every ``validate_every`` updates, or at the end of each
+  epoch when it is None, and always on the final state: when training ends
+  on a limit, the last state is validated if it was not, so ``restore_best``
+  never compares against an unvalidated state.
+- Early stopping: a validation *improves* when its loss is below the last
+  improving one by more than ``min_improvement`` (relative); training stops
+  when more than ``patience`` validations in a row do not improve (PyTorch's
+  ``ReduceLROnPlateau`` counting, so ``patience=0`` stops at the first one).
+  With ``restore_best``, the parameters of the lowest validation loss are
+  restored at the end when they are not the current ones; the optimizer
+  state is left as it is.
 - The learning rate lives in a shared variable that a schedule rewrites
   between updates, so nothing recompiles.
 - Updates are guarded: when the loss or a gradient is not finite, no
-  parameter or optimizer state changes, and ``nan_policy`` decides whether to
-  raise, skip (counting skips) or stop.
+  parameter or optimizer state changes (random generators still advance), and
+  ``nan_policy`` decides whether to raise, skip (counting skips) or stop. A
+  skipped update still counts as a step: ``step``, ``max_updates``,
+  ``validate_every``, ``save_every`` and the learning-rate schedule count the
+  batches drawn, applied or skipped (as PyTorch's schedulers keep stepping
+  when a ``GradScaler`` skips an update), while the optimizer's own counters
+  (``adam/t``) count applied updates only.
 - Checkpoints hold parameters, optimizer state, random generators, the
-  schedule, the step counters, the data position and the early-stopping
-  state, so ``resume=`` continues to bitwise-identical parameters.
+  schedule, the step counters, the data position, the early-stopping state
+  and the metric window, always at a point training continues from (after
+  an update and its validation, never after the extra validation at the end),
+  so ``resume=`` continues to bitwise-identical parameters.
+- Ctrl-C or SIGTERM while the loop runs ends training cleanly after the
+  current update, with a final checkpoint when ``save_progress`` is set (a
+  second Ctrl-C raises ``KeyboardInterrupt`` at once). The handlers are
+  installed only while the loop runs, not while the caller holds a yielded
+  pair. When the caller stops iterating (``break``, ``close()``), training
+  ends as it would on a limit, minus the final validation. When an exception
+  ends training (``nan_policy='raise'``, a callback error), nothing is saved
+  or restored: parameters stay as the exception left them.
 - Progress bars, log lines, metrics files and checkpoints are callbacks
   (:mod:`trainkit.callbacks`) that hook in from outside the loop.
 """
 
 import math
-from collections.abc import Iterator
 import signal
 import sys
 import threading
 import time
 import zlib
 from collections import OrderedDict
+from collections.abc import Iterator
 
 import numpy as np
 import pytensor
@@ -49,10 +83,41 @@ __all__ = ["Trainer"]
 
 CHECKPOINT_FORMAT = "trainkit.checkpoint"
 CHECKPOINT_VERSION = 1
+#: keys of ``train_metrics`` that the loop itself sets
+RESERVED_METRICS = ("step", "epoch", "lr", "seconds", "skipped")
 
 
 def _is_rng(var):
     return isinstance(var.type, RandomGeneratorType)
+
+
+class _SignalGuard:
+    """Ctrl-C and SIGTERM handlers that ask the trainer to stop, installed on demand."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self, trainer):
+        self.trainer = trainer
+        self.previous = None
+
+    def install(self):
+        if self.previous is not None or threading.current_thread() is not threading.main_thread():
+            return
+        self.previous = {sig: signal.signal(sig, self.handle) for sig in self.SIGNALS}
+
+    def uninstall(self):
+        if self.previous is None:
+            return
+        for sig, old in self.previous.items():
+            # None: a handler not installed from Python, which cannot be put back
+            signal.signal(sig, signal.SIG_DFL if old is None else old)
+        self.previous = None
+
+    def handle(self, signum, frame):
+        name = signal.Signals(signum).name
+        if self.trainer._stop_signal == name and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.trainer._stop_signal = name
 
 
 class Trainer:
@@ -91,13 +156,27 @@ class Trainer:
     >>> tm, vm = t.train([X, X @ np.array([1.0, -2.0], "float32")])
     >>> np.round(w.get_value(), 2)
     array([ 1., -2.], dtype=float32)
+    >>> tm["step"], t.stop_reason
+    (200, 'max_updates=200 reached')
     """
 
-    def __init__(self, graph, loss, inputs, algo=DEFAULT_ALGO, *, metrics=None, specs=None,
-                 loss_name="base", **kwargs):
+    def __init__(
+        self,
+        graph,
+        loss,
+        inputs,
+        algo=DEFAULT_ALGO,
+        *,
+        metrics=None,
+        specs=None,
+        loss_name="base",
+        **kwargs,
+    ):
         if not isinstance(graph, regularizers.Graph):
             raise TypeError(f"Trainer: graph must be a regularizers.Graph, got {graph!r}")
-        if not isinstance(inputs, (list, tuple)) or not all(isinstance(v, Variable) for v in inputs):
+        if not isinstance(inputs, (list, tuple)) or not all(
+            isinstance(v, Variable) for v in inputs
+        ):
             raise TypeError(f"Trainer: inputs must be a list of symbolic variables, got {inputs!r}")
         hyper, _, trainer_kwargs = split_kwargs(algo, **kwargs)
         self.options = options.parse(trainer_kwargs)
@@ -119,29 +198,50 @@ class Trainer:
                 raise TypeError("learning_rate: give a number or a shared variable")
             else:
                 self.base_lr = float(given)
-                self.lr = pytensor.shared(np.asarray(given, dtype=dtype),
-                                          name="trainer/learning_rate")
+                self.lr = pytensor.shared(
+                    np.asarray(given, dtype=dtype), name="trainer/learning_rate"
+                )
             kwargs["learning_rate"] = self.lr
         self.schedule = None
         if self.lr is not None:
             self.schedule = schedules.build(
-                self.options.lr_schedule, self.base_lr, warmup=self.options.lr_warmup,
+                self.options.lr_schedule,
+                self.base_lr,
+                warmup=self.options.lr_warmup,
                 total_steps=self.options.max_updates,
             )
-        elif self.options.lr_schedule is not None:
-            raise TypeError(f"lr_schedule: {algo} has no learning_rate to schedule")
+            self._schedule_start = self.schedule.state()
+        elif self.options.lr_schedule is not None or self.options.lr_warmup:
+            what = "lr_schedule" if self.options.lr_schedule is not None else "lr_warmup"
+            raise TypeError(f"{what}: {algo} has no learning_rate to schedule")
 
         self.assembly = assemble(graph, loss, algo, **kwargs)
         self.metrics = OrderedDict(metrics or {})
         self.monitors = monitors.build(self.options.monitors, graph)
+        self._check_metric_names()
         self._seed_generators()
         self._train_fn = self._valid_fn = None
+        self.checkpointer = None
         self.reset()
+
+    def _check_metric_names(self):
+        names = ["loss", self.loss_name, *self.assembly.penalties, *self.metrics, *self.monitors]
+        if self.options.monitor_gradients:
+            names.append("grad_norm")
+        seen = set(RESERVED_METRICS)
+        for name in names:
+            if name in seen:
+                raise ValueError(
+                    f"metrics: two metrics would be named {name!r} (reserved: "
+                    f"{', '.join(RESERVED_METRICS)}, loss, the loss name {self.loss_name!r}, "
+                    f"penalties, metrics and monitors must all differ)"
+                )
+            seen.add(name)
 
     # -- state -------------------------------------------------------------------
 
     def reset(self):
-        """Forget progress: counters, early-stopping state, metric window."""
+        """Forget progress: counters, early-stopping state, metric window, schedule state."""
         self.step = 0
         self.skipped = 0
         self.best_loss = math.inf
@@ -153,12 +253,16 @@ class Trainer:
         self.improved = False
         self.validated_at = None
         self.last_loss = math.nan
+        self.last_valid = None
         self.stop_reason = None
         self.elapsed = 0.0
         self.dataset = None
         self._window = None
         self._window_count = 0
         self._stop_signal = None
+        self._final_saved = False
+        if self.schedule is not None:
+            self.schedule.set_state(self._schedule_start)
 
     def _seed_generators(self):
         """Seed the random generators of noise/dropout that have no seed of their own."""
@@ -203,14 +307,17 @@ class Trainer:
         extra = OrderedDict(list(self.metrics.items()) + list(self.monitors.items()))
         names += list(extra)
         outputs += a.graph.carry(list(extra.values()), self.graph)
-        grad_sq = None
-        for g in a.gradients.values():
-            term = pt.cast(pt.sum(pt.sqr(g)), a.loss.dtype)
-            grad_sq = term if grad_sq is None else grad_sq + term
         if self.options.monitor_gradients:
+            grad_sq = None
+            for g in a.gradients.values():
+                term = pt.cast(pt.sum(pt.sqr(g)), a.loss.dtype)
+                grad_sq = term if grad_sq is None else grad_sq + term
             names.append("grad_norm")
             outputs.append(pt.sqrt(grad_sq))
-        finite = pt.and_(pt.isfinite(a.loss), pt.isfinite(grad_sq))
+        # every gradient element finite (a sum of squares could overflow on finite values)
+        finite = pt.isfinite(a.loss)
+        for g in a.gradients.values():
+            finite = pt.and_(finite, pt.all(pt.isfinite(g)))
         updates = OrderedDict()
         for var, new in a.updates.items():
             updates[var] = new if _is_rng(var) else pt.switch(finite, new, var)
@@ -236,23 +343,32 @@ class Trainer:
 
     def _datasets(self, train, valid):
         o = self.options
-        train_ds = Dataset(train, self.specs, batch_size=o.batch_size, shuffle=o.shuffle,
-                           seed=o.seed, epoch_size=o.epoch_size, name="train")
+        train_ds = Dataset(
+            train,
+            self.specs,
+            batch_size=o.batch_size,
+            shuffle=o.shuffle,
+            seed=o.seed,
+            epoch_size=o.epoch_size,
+            name="train",
+        )
         if valid is None:
             if train_ds.kind != "arrays":
                 raise ValueError(
                     "valid: give validation data when training data is a callable or an iterable"
                 )
-            valid_ds = Dataset(train_ds.arrays, None, batch_size=o.batch_size, shuffle=False,
-                               name="valid")
+            valid_ds = Dataset(
+                train_ds.arrays, None, batch_size=o.batch_size, shuffle=False, name="valid"
+            )
         elif callable(valid) or isinstance(valid, Iterator):
             raise ValueError(
                 "valid: validation data must be arrays or a list of batches (it is read once "
                 f"per validation), got {type(valid).__name__}"
             )
         else:
-            valid_ds = Dataset(valid, self.specs, batch_size=o.batch_size, shuffle=False,
-                               name="valid")
+            valid_ds = Dataset(
+                valid, self.specs, batch_size=o.batch_size, shuffle=False, name="valid"
+            )
         return train_ds, valid_ds
 
     def _callbacks(self):
@@ -271,8 +387,6 @@ class Trainer:
         if o.save_progress is not None:
             self.checkpointer = cb.Checkpointer(o.save_progress, o.save_every)
             hooks.append(self.checkpointer)
-        elif o.save_every is not None:
-            raise ValueError("save_every: needs save_progress, the checkpoint file")
         return hooks + o.callbacks
 
     def _call(self, hooks, method, *args):
@@ -284,70 +398,112 @@ class Trainer:
     def itertrain(self, train, valid=None):
         """Train; yield ``(train_metrics, valid_metrics)`` after each validation.
 
-        Data are checked (shapes, dtypes, NaNs, label ranges) before anything
-        is compiled. Training ends when ``max_updates`` or ``max_epochs`` is
-        reached, when ``patience`` validations pass without improvement, when
-        one-shot training data run out, on a non-finite loss with
-        ``nan_policy='stop'``, or on Ctrl-C / SIGTERM (which save a final
-        checkpoint when ``save_progress`` is set). At the end, the last state
-        is validated if it was not, and with ``restore_best`` the best
-        validated parameters are restored when they beat it.
+        Data, options and the ``resume`` checkpoint are checked (shapes,
+        dtypes, NaNs, label ranges, model and optimizer) before anything is
+        compiled. Training ends when ``max_updates`` or ``max_epochs`` is
+        reached, when more than ``patience`` validations pass without
+        improvement, when one-shot training data run out, on a non-finite loss
+        with ``nan_policy='stop'``, on Ctrl-C / SIGTERM, or when the caller
+        stops iterating; then a final checkpoint is saved (``save_progress``),
+        the last state is validated if it was not (not after a signal or a
+        caller's stop), and with ``restore_best`` the best validated
+        parameters are restored when they are not the current ones.
+        ``stop_reason`` says why training ended.
         """
         o = self.options
         self.reset()
         self.dataset, valid_ds = self._datasets(train, valid)
-        if o.max_updates is None and o.max_epochs is None and o.patience is None \
-                and not self.dataset.one_shot:
+        if (
+            o.max_updates is None
+            and o.max_epochs is None
+            and o.patience is None
+            and not self.dataset.one_shot
+        ):
             raise ValueError(
-                "max_updates, max_epochs, patience: all are None, so training would never end"
+                "max_updates, max_epochs, patience: all are None, so training would never end; "
+                "set at least one"
             )
-        hooks = self._callbacks()
         resume = self._read_checkpoint(o.resume) if o.resume is not None else None
+        hooks = self._callbacks()
         if self._train_fn is None:
             self._compile()
         if resume is not None:
             self._apply_checkpoint(*resume)
         started = time.monotonic() - self.elapsed
-        restore = self._install_signal_handlers()
-        self._call(hooks, "on_start")
+        guard = _SignalGuard(self)
+        guard.install()
         try:
+            self._call(hooks, "on_start")
             while self.stop_reason is None:
                 reason = self._limit_reached()
                 if reason:
                     self.stop_reason = reason
                     break
-                epoch = self.dataset.epoch
-                self._update(self.dataset.next_batch())
+                epoch, index = self.dataset.epoch, self.dataset.batch_index
+                batch = self.dataset.next_batch()
+                self._update(batch, epoch, index)
                 self.elapsed = time.monotonic() - started
                 self._call(hooks, "on_update")
-                due = (self.step % o.validate_every == 0) if o.validate_every else (
-                    self.dataset.epoch > epoch
+                due = (
+                    self.step % o.validate_every == 0
+                    if o.validate_every
+                    else self.dataset.epoch > epoch
                 )
+                pair = None
                 if due or self.stop_reason:
                     pair = self._validate(valid_ds)
                     self._call(hooks, "on_validation", *pair)
+                self._call(hooks, "on_step_end")
+                if pair is not None:
+                    guard.uninstall()
                     yield pair
-                if self._stop_signal:
+                    guard.install()
+                if self._stop_signal and self.stop_reason is None:
                     self.stop_reason = f"interrupted by {self._stop_signal}"
+            self._save_final()
             if self.validated_at != self.step and self.step > 0 and not self._stop_signal:
+                self.elapsed = time.monotonic() - started
                 pair = self._validate(valid_ds)
                 self._call(hooks, "on_validation", *pair)
+                guard.uninstall()
                 yield pair
-        finally:
-            restore()
-            self.elapsed = time.monotonic() - started
+        except GeneratorExit:
+            guard.uninstall()
             if self.stop_reason is None:
                 self.stop_reason = "stopped by the caller"
-            if self.checkpointer is not None:
-                self.checkpointer.save(self)
-            self._restore_best()
+            self.elapsed = time.monotonic() - started
+            self._save_final()
+            self._finish(hooks)
+            raise
+        except BaseException as error:
+            guard.uninstall()
+            self.elapsed = time.monotonic() - started
+            self.stop_reason = f"{type(error).__name__}: {error}"
             self._call(hooks, "on_end")
+            raise
+        else:
+            self._finish(hooks)
+        finally:
+            guard.uninstall()
+
+    def _save_final(self):
+        if self.checkpointer is not None and not self._final_saved:
+            self.checkpointer.save(self)
+            self._final_saved = True
+
+    def _finish(self, hooks):
+        self._restore_best()
+        self._call(hooks, "on_end")
 
     def train(self, train, valid=None):
-        """Run :meth:`itertrain` to the end; return the last metrics pair."""
+        """Run :meth:`itertrain` to the end; return the last metrics pair.
+
+        ``(None, None)`` when nothing was validated (e.g. resuming a run that
+        had already ended).
+        """
         last = (None, None)
-        for last in self.itertrain(train, valid):
-            pass
+        for pair in self.itertrain(train, valid):
+            last = pair
         return last
 
     def _limit_reached(self):
@@ -360,14 +516,14 @@ class Trainer:
             return "training data exhausted"
         return None
 
-    def _update(self, batch):
+    def _update(self, batch, epoch, index):
+        """Apply one update; ``epoch``, ``index``: the batch's 0-based position."""
         if self.lr is not None:
             self.lr.set_value(np.asarray(self.schedule.value(self.step), dtype=self.lr.dtype))
         finite, *values = self._train_fn(*batch)
         if not finite:
             policy = self.options.nan_policy
-            where = (f"update {self.step + 1} (epoch {self.dataset.epoch + 1}, "
-                     f"batch {self.dataset.batch_index or self.dataset.batches_per_epoch})")
+            where = f"update {self.step + 1} (epoch {epoch + 1}, batch {index + 1})"
             if policy == "raise":
                 raise FloatingPointError(
                     f"non-finite loss or gradient at {where}; parameters were left as they were "
@@ -375,7 +531,7 @@ class Trainer:
                 )
             self.skipped += 1
             if policy == "stop":
-                self.stop_reason = f"non-finite loss or gradient at {where}"
+                self.stop_reason = f"non-finite loss or gradient at {where} (nan_policy='stop')"
             self.step += 1
             return
         values = np.asarray(values, dtype=np.float64)
@@ -406,10 +562,9 @@ class Trainer:
             epoch=self.dataset.epoch,
             lr=float(self.lr.get_value()) if self.lr is not None else math.nan,
             seconds=round(self.elapsed, 3),
+            skipped=self.skipped,
         )
         train_metrics.update(train_values)
-        if self.skipped:
-            train_metrics["skipped"] = self.skipped
         self._window = None
         self._window_count = 0
         self.validated_at = self.step
@@ -437,8 +592,7 @@ class Trainer:
             patience = self.options.patience
             if patience is not None and self.bad_validations > patience:
                 self.stop_reason = (
-                    f"no improvement in {self.bad_validations} validations "
-                    f"(patience={patience})"
+                    f"no improvement in {self.bad_validations} validations (patience={patience})"
                 )
         if self.schedule is not None:
             self.schedule.observe(loss)
@@ -456,42 +610,25 @@ class Trainer:
         if self.best_step == self.step:
             return
         for name, p in self.graph.params.items():
-            p.set_value(self.best_params[name])
+            p.set_value(np.array(self.best_params[name], copy=True))
         self.restored_step = self.best_step
-
-    # -- signals -----------------------------------------------------------------
-
-    def _install_signal_handlers(self):
-        """Turn Ctrl-C and SIGTERM into a clean stop after the current update."""
-        if threading.current_thread() is not threading.main_thread():
-            return lambda: None
-        previous = {}
-
-        def handler(signum, frame):
-            name = signal.Signals(signum).name
-            if self._stop_signal == name and signum == signal.SIGINT:
-                raise KeyboardInterrupt
-            self._stop_signal = name
-
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            previous[sig] = signal.signal(sig, handler)
-
-        def restore():
-            for sig, old in previous.items():
-                signal.signal(sig, old)
-
-        return restore
 
     # -- checkpoints -------------------------------------------------------------
 
     def _signature(self):
+        variables = self.state_variables
         return {
             "algo": self.algo,
             "variables": {
-                name: [str(np.asarray(var.get_value(borrow=True)).dtype),
-                       list(np.shape(var.get_value(borrow=True)))]
-                for name, var in self.state_variables.items() if not _is_rng(var)
+                name: [
+                    str(np.asarray(var.get_value(borrow=True)).dtype),
+                    list(np.shape(var.get_value(borrow=True))),
+                ]
+                for name, var in variables.items()
+                if not _is_rng(var)
             },
+            "generators": sorted(name for name, var in variables.items() if _is_rng(var)),
+            "schedule": None if self.schedule is None else self.schedule.name,
         }
 
     def save_checkpoint(self, path):
@@ -540,16 +677,26 @@ class Trainer:
         if meta.get("format") != CHECKPOINT_FORMAT or meta.get("version") != CHECKPOINT_VERSION:
             raise ValueError(f"resume: {path} is not a trainkit checkpoint")
         ours = self._signature()
-        if meta["signature"] != ours:
-            theirs = meta["signature"]
+        theirs = meta.get("signature", {})
+        if theirs != ours:
             if theirs.get("algo") != ours["algo"]:
-                why = f"it was made with algo={theirs.get('algo')!r}, this run uses {ours['algo']!r}"
-            else:
-                a, b = set(theirs["variables"]), set(ours["variables"])
-                diff = sorted(a ^ b) or sorted(
-                    k for k in a if theirs["variables"][k] != ours["variables"][k]
+                why = (
+                    f"it was made with algo={theirs.get('algo')!r}, this run uses {ours['algo']!r}"
                 )
-                why = f"its state differs in {', '.join(diff[:5])}"
+            elif theirs.get("schedule") != ours["schedule"]:
+                why = (
+                    f"it was made with lr_schedule {theirs.get('schedule')!r}, this run uses "
+                    f"{ours['schedule']!r}"
+                )
+            else:
+                diff = []
+                for key in ("variables", "generators"):
+                    a, b = theirs.get(key, {}), ours[key]
+                    diff += sorted(set(a) ^ set(b))
+                    if key == "variables":
+                        diff += sorted(k for k in set(a) & set(b) if a[k] != b[k])
+                shown = ", ".join(diff[:5]) + (", ..." if len(diff) > 5 else "")
+                why = f"its state differs in {shown}"
             raise ValueError(f"resume: {path} does not match this model and optimizer; {why}")
         return arrays, meta
 
