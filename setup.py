@@ -18,7 +18,7 @@ setup(
         "tqdm>=4.60",
     ],
     extras_require={
-        "test": ["pytest>=8", "hypothesis>=6.100"],
+        "test": ["pytest>=8", "hypothesis>=6.100", "jax>=0.4"],
         "jax": ["jax>=0.4"],
     },
     entry_points={"console_scripts": ["trainkit=trainkit.cli:main"]},

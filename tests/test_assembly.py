@@ -225,3 +225,16 @@ def test_bad_arguments():
     unused = regularizers.Graph(graph.outputs, {**graph.params, "extra": extra})
     with pytest.raises(ValueError, match="does not depend on parameter.*extra"):
         assemble(unused, loss)
+
+
+@pytest.mark.parametrize("algo", sorted(__import__("trainkit").optimizers.names()))
+def test_every_registered_algorithm_assembles_with_regularizers(algo):
+    """A new optimizer is tested end to end by being registered."""
+    graph, loss, x, y = two_layer()
+    before = values(graph)
+    a = assemble(graph, loss, algo=algo, weight_l2=1e-3, max_gradient_norm=1.0, max_norm=5.0)
+    step = pytensor.function([x, y], a.loss, updates=a.updates)
+    xv, yv = data()
+    losses = [float(step(xv, yv)) for _ in range(3)]
+    assert all(np.isfinite(losses))
+    assert any(not np.array_equal(before[k], v) for k, v in values(graph).items())

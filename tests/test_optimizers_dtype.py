@@ -49,7 +49,9 @@ def test_float32_params_stay_float32_under_float64_floatx(algo):
             if var.dtype.startswith("float"):
                 assert var.dtype == expr.dtype == "float32", var.name
         float64 = [
-            v for v in ancestors(list(updates.values())) if getattr(v.type, "dtype", "") == "float64"
+            v
+            for v in ancestors(list(updates.values()))
+            if getattr(v.type, "dtype", "") == "float64"
         ]
         assert not float64, f"{algo} computes in float64: {float64[:3]}"
         step = pytensor.function([], [], updates=updates)

@@ -21,11 +21,12 @@ from trainkit import optimizers
 
 # Lasagne, lasagne/tests/test_updates.py (TestUpdateFunctions.torch_values),
 # computed with torch.optim by https://gist.github.com/ebenolson/931e879ed38f257253d2
-# The adamax values are from the same table in Lasagne's master branch (also
-# copied verbatim into pchavanne/yadll's tests). Lasagne has no Torch values
-# for amsgrad; it is checked against numpy below (and in TORCH_VALUES via adam's
-# values, since on this problem v_t only grows, so max(v_hat, v_t) = v_t and
-# AMSGrad takes exactly Adam's steps).
+# The adamax row is not in the copy of Lasagne's test we could read; it is taken
+# from two third-party copies of the same table that add it (same numbers in
+# both, learning rate 0.01). Lasagne has no Torch values for amsgrad: its row
+# reuses adam's, which is exact here because v_t only grows on this problem, so
+# max(v_hat, v_t) = v_t and AMSGrad takes Adam's steps. The numpy trajectories
+# below test amsgrad where the maximum matters.
 TORCH_VALUES = {
     "sgd": [0.81707280688755, 0.6648326359915, 0.5386151140949],
     "momentum": [0.6848486952183, 0.44803321781003, 0.27431190123502],
@@ -187,7 +188,9 @@ def ref_radam(p, g, s, t, h, hv):
     rho_inf = 2 / (1 - b2) - 1
     rho_t = rho_inf - 2 * t * b2**t / (1 - b2**t)
     if rho_t > 5:
-        rect = np.sqrt((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t))
+        rect = np.sqrt(
+            (rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)
+        )
         s["rectified_steps"] = s.get("rectified_steps", 0) + 1
         return p - lr * m_hat * rect * np.sqrt(1 - b2**t) / (np.sqrt(v) + h["epsilon"])
     return p - lr * m_hat
@@ -287,7 +290,10 @@ def test_trajectory_matches_numpy(algo):
     with pytensor.config.change_flags(warn_float64="ignore"):
         shared = {k: pytensor.shared(v.copy(), name=k) for k, v in START.items()}
         loss = sum(
-            (pt.log(pt.cosh(SCALE[k] * (x - SHIFT[k]))) + pt.constant(0.1, dtype="float64") * x**4).sum()
+            (
+                pt.log(pt.cosh(SCALE[k] * (x - SHIFT[k])))
+                + pt.constant(0.1, dtype="float64") * x**4
+            ).sum()
             for k, x in shared.items()
         )
         updates = optimizers.build(algo, loss, shared, **hyper)
@@ -299,7 +305,7 @@ def test_trajectory_matches_numpy(algo):
     params = {k: v.copy() for k, v in START.items()}
     states = {k: {} for k in START}
     for t in range(1, 51):
-        r = dict(zip(keys, step()))
+        r = dict(zip(keys, step(), strict=False))  # no draws: {}
         for k in params:
             hv = np_hessian_diagonal(k, params[k]) * r[k] if r else None
             params[k] = rule(params[k], np_grad(k, params[k]), states[k], t, h, hv)
@@ -341,7 +347,9 @@ def test_esgd_curvature_is_a_running_mean_of_squared_hessian_products():
         r = np.concatenate(drawn)
         seen.append(r)
         expected = rho * expected + (1 - rho) * (q.astype(float) @ r) ** 2
-        d = np.concatenate([names["x/esgd_curvature"].get_value(), names["y/esgd_curvature"].get_value()])
+        d = np.concatenate(
+            [names["x/esgd_curvature"].get_value(), names["y/esgd_curvature"].get_value()]
+        )
         np.testing.assert_allclose(d, expected, rtol=1e-5)
     assert not np.allclose(seen[0], seen[1])
     np.testing.assert_array_equal(x.get_value(), np.linspace(-1, 1, 2).astype("float32"))

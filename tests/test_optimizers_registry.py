@@ -88,7 +88,9 @@ def test_build_matches_the_function():
 
 def test_unknown_algorithm_names_the_closest():
     w = _vector()
-    with pytest.raises(ValueError, match=r"algo: unknown algorithm 'adamm'; choose from .*adam.*\(closest: adam"):
+    with pytest.raises(
+        ValueError, match=r"algo: unknown algorithm 'adamm'; choose from .*adam.*\(closest: adam"
+    ):
         optimizers.build("adamm", (w**2).sum(), [w])
     for function in (optimizers.hyperparameters, optimizers.describe):
         with pytest.raises(ValueError, match=r"unknown algorithm 'rmsprp'.*\(closest: rmsprop"):
@@ -103,7 +105,9 @@ def test_unknown_hyperparameter_names_the_closest():
         r"epsilon \(closest: beta1",
     ):
         optimizers.build("adam", (w**2).sum(), [w], beta_1=0.8)
-    with pytest.raises(TypeError, match=r"adamw: unknown hyperparameter 'weight_decay'.*decoupled_decay"):
+    with pytest.raises(
+        TypeError, match=r"adamw: unknown hyperparameter 'weight_decay'.*decoupled_decay"
+    ):
         optimizers.build("adamw", (w**2).sum(), [w], weight_decay=0.1)
 
 
@@ -115,13 +119,27 @@ def test_missing_learning_rate():
         optimizers.build("momentum", (w**2).sum(), [w], momentum=0.5)
 
 
-def test_esgd_refuses_gradients():
+def test_esgd_takes_the_loss_or_its_gradients():
+    """Gradients built from the loss give the same Hessian-vector products."""
     w = _vector()
-    grads = pytensor.grad((w**2).sum(), [w])
-    with pytest.raises(TypeError, match=r"esgd: needs the scalar loss .* got a list of gradients"):
-        optimizers.esgd(grads, [w])
-    with pytest.raises(TypeError, match=r"esgd: needs the scalar loss"):
-        optimizers.build("esgd", grads, [w])
+    w.set_value(np.array([1.0, -2.0, 0.5], dtype="float32"))
+    loss = (w**4).sum()
+    start = w.get_value()
+    results = []
+    for given in (loss, pytensor.grad(loss, [w])):
+        w.set_value(start)
+        step = pytensor.function([], [], updates=optimizers.esgd(given, [w], seed=3))
+        step()
+        results.append(w.get_value())
+    np.testing.assert_array_equal(results[0], results[1])
+
+
+def test_esgd_refuses_gradients_that_do_not_depend_on_the_parameters():
+    w = _vector()
+    with pytest.raises(TypeError, match=r"esgd: the gradient given for w does not depend on"):
+        optimizers.esgd([pt.vector("g")], [w])
+    with pytest.raises(TypeError, match=r"esgd: the gradient given for w does not depend on"):
+        optimizers.build("esgd", [pt.vector("g")], [w])
 
 
 @pytest.mark.parametrize("algo", ["sgd", "adam", "momentum"])
@@ -170,7 +188,9 @@ def test_register_is_explicit_and_checked(monkeypatch):
     assert dict(optimizers.hyperparameters("halve")) == {"factor": 0.5}
     with pytest.raises(ValueError, match=r"register: algorithm 'halve' is already registered"):
         optimizers.register("halve")(halve)
-    with pytest.raises(TypeError, match=r"register: bad must take \(loss_or_grads, params, \.\.\.\)"):
+    with pytest.raises(
+        TypeError, match=r"register: bad must take \(loss_or_grads, params, \.\.\.\)"
+    ):
         optimizers.register("bad")(lambda loss, params: None)
 
 

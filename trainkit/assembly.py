@@ -19,6 +19,7 @@ go through :func:`assemble`:
    rewrite; the training graph's own updates (random generators) are added.
 """
 
+import contextlib
 import inspect
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -34,7 +35,14 @@ from regularizers.errors import closest, listing
 from . import optimizers
 from .options import TRAINER_OPTIONS
 
-__all__ = ["Assembly", "assemble", "split_kwargs", "DEFAULT_ALGO", "DEFAULT_LEARNING_RATE"]
+__all__ = [
+    "Assembly",
+    "assemble",
+    "split_kwargs",
+    "floatx_of",
+    "DEFAULT_ALGO",
+    "DEFAULT_LEARNING_RATE",
+]
 
 #: the algorithm used when none is named (theanets' default)
 DEFAULT_ALGO = "rmsprop"
@@ -81,6 +89,21 @@ class Assembly:
     gradients: OrderedDict = field(default_factory=OrderedDict)
     algo: str = DEFAULT_ALGO
     hyperparameters: dict = field(default_factory=dict)
+
+
+def floatx_of(params):
+    """Context in which ``floatX`` is the parameters' dtype, when they share one.
+
+    Gradients and rewrites create constants in ``floatX``; under PyTensor's
+    default ``floatX=float64`` a float32 model would pick up float64
+    intermediates (slower, and a type error inside a scan's gradient on the
+    JAX backend). Assembling and compiling a float32 model under
+    ``floatX=float32`` keeps every intermediate float32.
+    """
+    dtypes = {p.dtype for p in params}
+    if len(dtypes) == 1 and next(iter(dtypes)) in ("float16", "float32", "float64"):
+        return pytensor.config.change_flags(floatX=next(iter(dtypes)))
+    return contextlib.nullcontext()
 
 
 def _owners(key):
@@ -202,9 +225,14 @@ def assemble(graph, loss, algo=DEFAULT_ALGO, *, trainer_options=TRAINER_OPTIONS,
     hyper, regs, trainer_kwargs = split_kwargs(algo, trainer_options, **kwargs)
     for reg in regs:
         reg.targets(graph)
-    params = graph.params
-    if not params:
+    if not graph.params:
         raise ValueError("assemble: the graph has no parameters to train")
+    with floatx_of(graph.params.values()):
+        return _assemble(graph, loss, algo, hyper, regs, trainer_kwargs)
+
+
+def _assemble(graph, loss, algo, hyper, regs, trainer_kwargs):
+    params = graph.params
 
     train = graph
     for reg in regs:

@@ -116,40 +116,63 @@ class Network:
     # -- graph -------------------------------------------------------------------
 
     def _build(self):
-        recurrent = any(layer.recurrent for layer in self.layers)
-        self.x = (pt.tensor3 if recurrent else pt.matrix)("x", dtype=self.dtype)
+        self.is_recurrent = any(layer.recurrent for layer in self.layers)
+        self.x = (pt.tensor3 if self.is_recurrent else pt.matrix)("x", dtype=self.dtype)
+        self.hidden = [f"{layer.name}:out" for layer in self.layers[:-1]]
+        self.recurrent = [f"{layer.name}:out" for layer in self.layers if layer.recurrent]
+        self.params = OrderedDict(
+            (name, p) for layer in self.layers for name, p in layer.params.items()
+        )
+        self._output_cache = {}
+        self.outputs = self._outputs(None)
+        self.output_name = next(reversed(self.outputs))
+        self._targets = self._make_targets()
+
+    def _outputs(self, time_steps):
+        """Named outputs; with ``time_steps``, for sequences of that static length.
+
+        PyTensor's JAX backend needs the number of scan steps known when
+        compiling, so recurrent networks on ``mode='JAX'`` are built on
+        ``specify_shape(x, (None, time_steps, features))``.
+        """
+        if time_steps in self._output_cache:
+            return self._output_cache[time_steps]
+        with pytensor.config.change_flags(floatX=self.dtype):
+            return self._build_outputs(time_steps)
+
+    def _build_outputs(self, time_steps):
         outputs = OrderedDict([(f"{self.input_name}:out", self.x)])
-        hidden, rec = [], []
         h = self.x
-        for i, layer in enumerate(self.layers):
+        if time_steps is not None:
+            h = pt.specify_shape(h, (None, time_steps, self.n_in))
+        for layer in self.layers:
             built, h = layer.build(h)
             outputs.update(built)
-            if i < len(self.layers) - 1:
-                hidden.append(f"{layer.name}:out")
-            if layer.recurrent:
-                rec.append(f"{layer.name}:out")
         # the output layer's main output comes last, so Graph.output names it
         out = self.layers[-1]
         main = f"{out.name}:last" if f"{out.name}:last" in outputs else f"{out.name}:out"
         outputs.move_to_end(main)
-        self.outputs = outputs
-        self.output_name = main
-        self.params = OrderedDict(
-            (name, p) for layer in self.layers for name, p in layer.params.items()
-        )
-        self.hidden = hidden
-        self.recurrent = rec
-        self._targets = self._make_targets()
+        self._output_cache[time_steps] = outputs
+        return outputs
 
-    def graph(self):
-        """This network as a :class:`regularizers.Graph` (the clean graph)."""
+    def graph(self, time_steps=None):
+        """This network as a :class:`regularizers.Graph` (the clean graph).
+
+        ``time_steps`` fixes the sequence length (needed by ``mode='JAX'``).
+        """
         return regularizers.Graph(
-            self.outputs,
+            self._outputs(time_steps),
             self.params,
             inputs={"x": self.x},
             hidden=self.hidden,
             recurrent=self.recurrent,
         )
+
+    def static_time(self, mode, x):
+        """The sequence length to build for under ``mode`` given input ``x``, or None."""
+        if not self.is_recurrent or not _is_jax(mode):
+            return None
+        return int(x.shape[1])
 
     @property
     def output_ndim(self):
@@ -159,14 +182,13 @@ class Network:
     def output_size(self):
         return self.layers[-1].size
 
-    @property
-    def pre(self):
+    def _pre(self, outputs):
         """The output layer's pre-activation (its main output before ``f``)."""
         out = self.layers[-1]
-        if f"{out.name}:pre" in self.outputs:
-            return self.outputs[f"{out.name}:pre"]
+        if f"{out.name}:pre" in outputs:
+            return outputs[f"{out.name}:pre"]
         # recurrent output layers: the activation is inside the scan
-        return self.outputs[self.output_name]
+        return outputs[self.output_name]
 
     def _make_targets(self):
         ndim = self.output_ndim
@@ -174,28 +196,32 @@ class Network:
         w = pt.tensor("weights", dtype=self.dtype, shape=(None,) * (ndim - 1))
         return y, w
 
-    def _input_spec(self):
-        return ArraySpec("x", self.x.ndim, self.n_in, kind="float", dtype=self.dtype)
+    def _input_spec(self, time_steps=None):
+        return ArraySpec("x", self.x.ndim, self.n_in, kind="float", dtype=self.dtype,
+                         time=time_steps)
 
     def _weights_spec(self):
         return ArraySpec.weights_for(self._target_spec(), dtype=self.dtype)
 
-    def task(self, weighted=False):
+    def task(self, weighted=False, time_steps=None):
         """The :class:`Task` that trains this network (with sample weights or not)."""
         y, w = self._targets
         weights = w if weighted else None
-        loss = losses.get(self.loss_name)(self.pre, self.outputs[self.output_name], y, weights)
-        specs = [self._input_spec(), self._target_spec()]
+        outputs = self._outputs(time_steps)
+        out = outputs[self.output_name]
+        loss = losses.get(self.loss_name)(self._pre(outputs), out, y, weights)
+        specs = [self._input_spec(time_steps), self._target_spec()]
         inputs = [self.x, y]
         if weighted:
             inputs.append(w)
             specs.append(self._weights_spec())
-        return Task(self.graph(), loss, inputs, self._metrics(y, weights), specs, self.loss_name)
+        return Task(self.graph(time_steps), loss, inputs, self._metrics(out, y, weights), specs,
+                    self.loss_name)
 
     def _target_spec(self):
         return ArraySpec("y", self.output_ndim, self.output_size, kind="float", dtype=self.dtype)
 
-    def _metrics(self, y, weights):
+    def _metrics(self, out, y, weights):
         return OrderedDict()
 
     # -- training ----------------------------------------------------------------
@@ -216,7 +242,16 @@ class Network:
         train = self._arrays(train)
         valid = None if valid is None else self._arrays(valid)
         weighted = isinstance(train, list) and len(train) == len(self.task().inputs) + 1
-        task = self.task(weighted=weighted)
+        mode = kwargs.get("mode", self.mode)
+        time_steps = None
+        if self.is_recurrent and _is_jax(mode):
+            if not isinstance(train, list):
+                raise ValueError(
+                    "train: mode='JAX' with recurrent layers needs array data, whose sequence "
+                    "length fixes the scan length"
+                )
+            time_steps = self.static_time(mode, train[0])
+        task = self.task(weighted=weighted, time_steps=time_steps)
         if weighted and isinstance(valid, list) and len(valid) == len(task.inputs) - 1:
             valid = [*valid, np.ones(valid[0].shape[: self.output_ndim - 1], self.dtype)]
         kwargs.setdefault("mode", self.mode)
@@ -255,15 +290,15 @@ class Network:
         check_arrays([x], [self._input_spec()], argument=argument)
         return np.asarray(x, dtype=self.dtype)
 
-    def _compile_output(self, graph_kwargs):
-        key = tuple(sorted(graph_kwargs.items())) if graph_kwargs else ()
+    def _compile_output(self, graph_kwargs, time_steps):
+        key = (time_steps, tuple(sorted(graph_kwargs.items())))
         try:
             hash(key)
         except TypeError:
             key = None
         if key is not None and key in self._functions:
             return self._functions[key]
-        graph = self.graph()
+        graph = self.graph(time_steps)
         regs = regularizers.from_kwargs(**graph_kwargs)
         extra = set(graph_kwargs) - set(regularizers.names())
         if extra:
@@ -277,17 +312,20 @@ class Network:
                     f"predict: {reg.label or reg.name} does not change the graph; predict takes "
                     f"noise and dropout regularizers only"
                 )
-        for reg in regs:
-            graph = reg.modify_graph(graph)
-        function = pytensor.function(
-            [self.x], graph.outputs[self.output_name], updates=graph.updates, mode=self.mode
-        )
+        with pytensor.config.change_flags(floatX=self.dtype):
+            for reg in regs:
+                graph = reg.modify_graph(graph)
+            function = pytensor.function(
+                [self.x], graph.outputs[self.output_name], updates=graph.updates, mode=self.mode
+            )
         if key is not None:
             self._functions[key] = function
         return function
 
     def _output(self, x, graph_kwargs):
-        return np.asarray(self._compile_output(graph_kwargs)(self._check_x(x)))
+        x = self._check_x(x)
+        function = self._compile_output(graph_kwargs, self.static_time(self.mode, x))
+        return np.asarray(function(x))
 
     def predict(self, x, **graph_regularizers):
         """The network's output for ``x``.
@@ -399,8 +437,8 @@ class Classifier(Network):
         return ArraySpec("labels", self.output_ndim - 1, kind="int", dtype="int64",
                          low=0, high=self.output_size - 1)
 
-    def _metrics(self, y, weights):
-        hits = pt.cast(pt.eq(pt.argmax(self.outputs[self.output_name], axis=-1), y), self.dtype)
+    def _metrics(self, out, y, weights):
+        hits = pt.cast(pt.eq(pt.argmax(out, axis=-1), y), self.dtype)
         acc = pt.mean(hits) if weights is None else pt.sum(weights * hits) / pt.sum(weights)
         return OrderedDict(acc=acc)
 
@@ -437,21 +475,31 @@ class Autoencoder(Network):
     def _target_spec(self):
         return self._input_spec()
 
-    def task(self, weighted=False):
+    def task(self, weighted=False, time_steps=None):
         _, w = self._targets
         weights = w if weighted else None
-        loss = losses.get(self.loss_name)(self.pre, self.outputs[self.output_name], self.x,
+        outputs = self._outputs(time_steps)
+        loss = losses.get(self.loss_name)(self._pre(outputs), outputs[self.output_name], self.x,
                                           weights)
-        specs = [self._input_spec()]
+        specs = [self._input_spec(time_steps)]
         inputs = [self.x]
         if weighted:
             inputs.append(w)
             specs.append(self._weights_spec())
-        return Task(self.graph(), loss, inputs, OrderedDict(), specs, self.loss_name)
+        return Task(self.graph(time_steps), loss, inputs, OrderedDict(), specs, self.loss_name)
 
     def score(self, x, weights=None):
         r""":math:`R^2` of the reconstruction of ``x``."""
         return _r2(x, self.predict(x), weights)
+
+
+def _is_jax(mode):
+    """Whether ``mode`` compiles with PyTensor's JAX backend."""
+    if mode is None:
+        mode = pytensor.config.mode
+    if isinstance(mode, str):
+        return mode.upper() == "JAX"
+    return type(getattr(mode, "linker", None)).__name__ == "JAXLinker"
 
 
 _CLASSES = {cls.__name__: cls for cls in (Regressor, Classifier, Autoencoder)}

@@ -156,8 +156,8 @@ class Trainer:
     >>> tm, vm = t.train([X, X @ np.array([1.0, -2.0], "float32")])
     >>> np.round(w.get_value(), 2)
     array([ 1., -2.], dtype=float32)
-    >>> tm["step"], t.stop_reason
-    (200, 'max_updates=200 reached')
+    >>> list(vm), t.stop_reason
+    (['loss', 'base'], 'no improvement in 6 validations (patience=5)')
     """
 
     def __init__(
@@ -520,7 +520,8 @@ class Trainer:
         """Apply one update; ``epoch``, ``index``: the batch's 0-based position."""
         if self.lr is not None:
             self.lr.set_value(np.asarray(self.schedule.value(self.step), dtype=self.lr.dtype))
-        finite, *values = self._train_fn(*batch)
+        with np.errstate(all="ignore"):  # non-finite values are nan_policy's business
+            finite, *values = self._train_fn(*batch)
         if not finite:
             policy = self.options.nan_policy
             where = f"update {self.step + 1} (epoch {epoch + 1}, batch {index + 1})"
@@ -546,7 +547,8 @@ class Trainer:
         sums, total = None, 0
         for batch in valid_ds.iter_epoch():
             n = len(batch[0])
-            values = np.asarray(self._valid_fn(*batch), dtype=np.float64) * n
+            with np.errstate(all="ignore"):  # a non-finite validation loss is reported as such
+                values = np.asarray(self._valid_fn(*batch), dtype=np.float64) * n
             sums = values if sums is None else sums + values
             total += n
         valid_metrics = OrderedDict(

@@ -146,7 +146,9 @@ def amsgrad(loss_or_grads, params, learning_rate=0.001, beta1=0.9, beta2=0.999, 
 
 
 def _adam_like(algo, loss_or_grads, params, learning_rate, beta1, beta2, epsilon):
-    hyper = Hyperparameters(algo, learning_rate=learning_rate, beta1=beta1, beta2=beta2, epsilon=epsilon)
+    hyper = Hyperparameters(
+        algo, learning_rate=learning_rate, beta1=beta1, beta2=beta2, epsilon=epsilon
+    )
     t_prev = step_counter(algo)
     t = t_prev + 1
     updates = OrderedDict()

@@ -190,7 +190,7 @@ def adadelta(loss_or_grads, params, learning_rate=1.0, rho=0.95, epsilon=1e-6):
         delta_accu = param_state(name, param, "adadelta", "delta_accu")
         accu_new = r * accu + (1 - r) * grad**2
         updates[accu] = accu_new
-        step = grad * pt.sqrt(delta_accu + eps + 0 * accu) / pt.sqrt(accu_new + eps)
+        step = grad * pt.sqrt(delta_accu + eps) / pt.sqrt(accu_new + eps)
         updates[param] = param - lr * step
         updates[delta_accu] = r * delta_accu + (1 - r) * step**2
     return updates

@@ -9,6 +9,7 @@ from collections import OrderedDict
 
 import pytensor.tensor as pt
 from pytensor.gradient import pullback
+from pytensor.graph.traversal import ancestors
 
 from .plumbing import Hyperparameters, param_state, prepare, scalar_value
 from .registry import register
@@ -221,9 +222,11 @@ def esgd(loss_or_grads, params, learning_rate=1e-4, rho=0.95, epsilon=1e-8, seed
 
     Parameters
     ----------
-    loss_or_grads : scalar variable
-        The scalar loss; a list of gradients is refused, since :math:`Hr`
-        needs the loss.
+    loss_or_grads : scalar variable or list of variables
+        The scalar loss, or its gradients as symbolic expressions of
+        ``params`` (e.g. from ``pytensor.grad``, possibly clipped): :math:`Hr`
+        is the L-op of these expressions, so gradients that do not depend on
+        the parameters are refused.
     params : sequence or mapping of shared variables
         The parameters to update.
     learning_rate : float or symbolic scalar
@@ -256,13 +259,17 @@ def esgd(loss_or_grads, params, learning_rate=1e-4, rho=0.95, epsilon=1e-8, seed
     >>> [v.name for v in updates]
     ['w/esgd_curvature', 'w', 'esgd/rng']
     """
-    if isinstance(loss_or_grads, list | tuple):
-        raise TypeError(
-            "esgd: needs the scalar loss to compute Hessian-vector products, got a list "
-            "of gradients; pass the loss instead"
-        )
     hyper = Hyperparameters("esgd", learning_rate=learning_rate, rho=rho, epsilon=epsilon)
     triples = prepare("esgd", loss_or_grads, params)
+    if isinstance(loss_or_grads, list | tuple):
+        wrt = {p for _, p, _ in triples}
+        for name, _, grad in triples:
+            if not wrt & set(ancestors([grad])):
+                raise TypeError(
+                    f"esgd: the gradient given for {name} does not depend on the parameters, so "
+                    f"its Hessian-vector product is undefined; pass the loss, or gradients "
+                    f"built from it with pytensor.grad"
+                )
     rng = pt.random.shared_rng(seed=seed, name="esgd/rng")
     next_rng, draws = rng, []
     for _, param, _ in triples:
@@ -272,7 +279,7 @@ def esgd(loss_or_grads, params, learning_rate=1e-4, rho=0.95, epsilon=1e-8, seed
     # H is symmetric, so the L-op of the gradient with cotangent r is H r.
     hvs = pullback(grads, params_, draws, disconnected_inputs="ignore")
     updates = OrderedDict()
-    for (name, param, grad), hv in zip(triples, hvs):
+    for (name, param, grad), hv in zip(triples, hvs, strict=True):
         lr, r_, eps = hyper.as_dtype(param.dtype)
         curvature = param_state(name, param, "esgd", "curvature")
         d_t = r_ * curvature + (1 - r_) * pt.cast(hv, param.dtype) ** 2

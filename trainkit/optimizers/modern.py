@@ -108,11 +108,11 @@ def nadam(
     t_prev = step_counter("nadam")
     t = t_prev + 1
     mu_product = global_state("nadam", "mu_product", np.asarray(1.0, dtype=sdtype))
-    b1, psi = schedule.as_dtype(sdtype)
+    beta, psi = schedule.as_dtype(sdtype)
     tf = pt.cast(t, sdtype)
     half, base = constant(0.5, sdtype), constant(0.96, sdtype)
-    mu_t = b1 * (1 - half * base ** (tf * psi))
-    mu_next = b1 * (1 - half * base ** ((tf + 1) * psi))
+    mu_t = beta * (1 - half * base ** (tf * psi))
+    mu_next = beta * (1 - half * base ** ((tf + 1) * psi))
     prod_t = mu_product * mu_t
     updates = OrderedDict([(mu_product, prod_t)])
     for name, param, grad in triples:

@@ -89,14 +89,16 @@ def gradients(algo, loss_or_grads, params):
         grads = [pt.as_tensor_variable(g) for g in loss_or_grads]
     else:
         grads = pytensor.grad(loss_or_grads, list(params))
-    return [g if g.dtype == p.dtype else pt.cast(g, p.dtype) for g, p in zip(grads, params)]
+    return [
+        g if g.dtype == p.dtype else pt.cast(g, p.dtype) for g, p in zip(grads, params, strict=True)
+    ]
 
 
 def prepare(algo, loss_or_grads, params):
     """``(name, param, grad)`` triples for an update rule to loop over."""
     named = named_params(algo, params)
     grads = gradients(algo, loss_or_grads, [p for _, p in named])
-    return [(name, param, grad) for (name, param), grad in zip(named, grads)]
+    return [(name, param, grad) for (name, param), grad in zip(named, grads, strict=True)]
 
 
 class Hyperparameters:
@@ -118,7 +120,9 @@ class Hyperparameters:
                         f"{algo}: {name} must be a scalar, got a {value.ndim}-d variable"
                     )
             elif np.ndim(value) != 0 or not np.issubdtype(np.asarray(value).dtype, np.number):
-                raise TypeError(f"{algo}: {name} must be a number or a symbolic scalar, got {value!r}")
+                raise TypeError(
+                    f"{algo}: {name} must be a number or a symbolic scalar, got {value!r}"
+                )
             self.values[name] = value
         self._cache = {}
 
