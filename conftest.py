@@ -10,6 +10,4 @@ turns any accidental float64 variable into an error.
 
 import os
 
-os.environ.setdefault(
-    "PYTENSOR_FLAGS", "mode=FAST_COMPILE,floatX=float32,warn_float64=raise,cxx="
-)
+os.environ.setdefault("PYTENSOR_FLAGS", "mode=FAST_COMPILE,floatX=float32,warn_float64=raise,cxx=")

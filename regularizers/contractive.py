@@ -89,8 +89,7 @@ class Contractive(Regularizer):
         chosen = [key for key, var in graph.inputs.items() if var in depends]
         if not chosen:
             raise ValueError(
-                f"{label}: output {name!r} depends on none of the inputs "
-                f"{', '.join(graph.inputs)}"
+                f"{label}: output {name!r} depends on none of the inputs {', '.join(graph.inputs)}"
             )
         return chosen
 

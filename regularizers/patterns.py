@@ -43,8 +43,7 @@ class Pattern:
             globs = tuple(globs)
         else:
             raise TypeError(
-                f"{owner}: pattern must be a glob string or a non-empty list of them, "
-                f"got {globs!r}"
+                f"{owner}: pattern must be a glob string or a non-empty list of them, got {globs!r}"
             )
         self.globs = globs
         self.owner = owner

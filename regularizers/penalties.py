@@ -287,7 +287,9 @@ class RecurrentNorm(_RecurrentPenalty):
     def __init__(self, weight, pattern=None, squared=False):
         super().__init__(weight, pattern)
         if not isinstance(squared, bool):
-            raise TypeError(f"{self.label or self.name}: squared must be True or False, got {squared!r}")
+            raise TypeError(
+                f"{self.label or self.name}: squared must be True or False, got {squared!r}"
+            )
         self.squared = squared
 
     def penalty(self, tensor):

@@ -109,7 +109,9 @@ class _DropoutBase(_Stochastic):
     def perturb(self, rng, z):
         rng, u = rng.uniform(0.0, 1.0, size=z.shape)
         kept = pt.ge(u, as_scalar(self.weight, u.dtype))
-        scale = as_scalar(1.0, z.dtype) / (as_scalar(1.0, z.dtype) - as_scalar(self.weight, z.dtype))
+        scale = as_scalar(1.0, z.dtype) / (
+            as_scalar(1.0, z.dtype) - as_scalar(self.weight, z.dtype)
+        )
         return rng, pt.switch(kept, z * scale, as_scalar(0, z.dtype))
 
 
@@ -151,7 +153,9 @@ class Noise(_NoiseBase):
 
 @register("input_noise")
 class InputNoise(_Inputs, _NoiseBase):
-    __doc__ = "Gaussian noise on the inputs (outputs that are graph inputs, ``in:out``)." + NOISE_FORMULA
+    __doc__ = (
+        "Gaussian noise on the inputs (outputs that are graph inputs, ``in:out``)." + NOISE_FORMULA
+    )
 
 
 @register("hidden_noise")
@@ -182,12 +186,17 @@ class Dropout(_DropoutBase):
 
 @register("input_dropout")
 class InputDropout(_Inputs, _DropoutBase):
-    __doc__ = "Inverted dropout on the inputs (outputs that are graph inputs, ``in:out``)." + DROPOUT_FORMULA
+    __doc__ = (
+        "Inverted dropout on the inputs (outputs that are graph inputs, ``in:out``)."
+        + DROPOUT_FORMULA
+    )
 
 
 @register("hidden_dropout")
 class HiddenDropout(_Hidden, _DropoutBase):
-    __doc__ = "Inverted dropout on the hidden outputs (or those a pattern selects)." + DROPOUT_FORMULA
+    __doc__ = (
+        "Inverted dropout on the hidden outputs (or those a pattern selects)." + DROPOUT_FORMULA
+    )
 
 
 @register("output_dropout")

@@ -90,7 +90,9 @@ def test_split_rejects_typo_with_closest_keywords():
 
 
 def test_split_names_the_algorithms_a_misplaced_hyperparameter_belongs_to():
-    with pytest.raises(TypeError, match=r"rho: not a hyperparameter of adam \(it belongs to .*rmsprop"):
+    with pytest.raises(
+        TypeError, match=r"rho: not a hyperparameter of adam \(it belongs to .*rmsprop"
+    ):
         split_kwargs("adam", rho=0.9)
 
 

@@ -33,13 +33,20 @@ def test_feedforward_regressor_trains_the_same_on_jax():
     x = RNG.normal(size=(40, 3)).astype("float32")
     y = (x @ RNG.normal(size=(3, 2))).astype("float32")
     ref, jax = train_both(
-        lambda: trainkit.Regressor([3, (8, "tanh"), 2], seed=1), [x, y],
-        algo="adam", learning_rate=0.01, batch_size=16, max_updates=12, weight_l2=1e-3,
-        max_norm=2.0, shuffle=False,
+        lambda: trainkit.Regressor([3, (8, "tanh"), 2], seed=1),
+        [x, y],
+        algo="adam",
+        learning_rate=0.01,
+        batch_size=16,
+        max_updates=12,
+        weight_l2=1e-3,
+        max_norm=2.0,
+        shuffle=False,
     )
     for name, param in ref.params.items():
-        np.testing.assert_allclose(jax.params[name].get_value(), param.get_value(),
-                                   rtol=2e-3, atol=2e-5)
+        np.testing.assert_allclose(
+            jax.params[name].get_value(), param.get_value(), rtol=2e-3, atol=2e-5
+        )
     np.testing.assert_allclose(jax.predict(x), ref.predict(x), rtol=2e-3, atol=2e-4)
 
 
@@ -47,15 +54,21 @@ def test_lstm_classifier_trains_the_same_on_jax():
     x = RNG.normal(size=(24, 4, 2)).astype("float32")
     labels = (x[:, 0, 0] > 0).astype("int64")
     ref, jax = train_both(
-        lambda: trainkit.Classifier([2, dict(size=5, form="lstm", return_sequences=False), 2],
-                                    seed=2),
+        lambda: trainkit.Classifier(
+            [2, dict(size=5, form="lstm", return_sequences=False), 2], seed=2
+        ),
         [x, labels],
-        algo="rmsprop", learning_rate=0.01, batch_size=8, max_updates=6, recurrent_norm=0.1,
+        algo="rmsprop",
+        learning_rate=0.01,
+        batch_size=8,
+        max_updates=6,
+        recurrent_norm=0.1,
         shuffle=False,
     )
     for name, param in ref.params.items():
-        np.testing.assert_allclose(jax.params[name].get_value(), param.get_value(),
-                                   rtol=2e-3, atol=2e-5)
+        np.testing.assert_allclose(
+            jax.params[name].get_value(), param.get_value(), rtol=2e-3, atol=2e-5
+        )
     np.testing.assert_allclose(jax.predict_proba(x), ref.predict_proba(x), rtol=2e-3, atol=2e-4)
 
 
@@ -64,7 +77,11 @@ def test_jax_recurrent_needs_one_sequence_length():
     x = RNG.normal(size=(8, 4, 2)).astype("float32")
     y = RNG.normal(size=(8, 4, 1)).astype("float32")
     with pytest.raises(ValueError, match=r"valid: array 0 \('x'\) has 5 time steps"):
-        net.train([x, y], [np.zeros((2, 5, 2), "float32"), np.zeros((2, 5, 1), "float32")],
-                  max_updates=1, **QUIET)
+        net.train(
+            [x, y],
+            [np.zeros((2, 5, 2), "float32"), np.zeros((2, 5, 1), "float32")],
+            max_updates=1,
+            **QUIET,
+        )
     with pytest.raises(ValueError, match="mode='JAX' with recurrent layers needs array data"):
         net.train(lambda: [x, y], [x, y], epoch_size=2, max_updates=1, **QUIET)

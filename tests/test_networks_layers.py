@@ -22,7 +22,13 @@ def test_default_names_and_marks():
     net = trainkit.Regressor([3, 4, (5, "tanh"), 2])
     g = net.graph()
     assert list(g.outputs) == [
-        "in:out", "hid1:pre", "hid1:out", "hid2:pre", "hid2:out", "out:pre", "out:out",
+        "in:out",
+        "hid1:pre",
+        "hid1:out",
+        "hid2:pre",
+        "hid2:out",
+        "out:pre",
+        "out:out",
     ]
     assert list(g.params) == ["hid1.w", "hid1.b", "hid2.w", "hid2.b", "out.w", "out.b"]
     assert g.hidden == ("hid1:out", "hid2:out") and g.recurrent == ()
@@ -32,17 +38,35 @@ def test_default_names_and_marks():
 
 def test_recurrent_names_marks_and_shapes():
     net = trainkit.Classifier(
-        [3, dict(size=4, form="lstm", name="enc"), dict(size=5, form="gru", return_sequences=False), 2]
+        [
+            3,
+            dict(size=4, form="lstm", name="enc"),
+            dict(size=5, form="gru", return_sequences=False),
+            2,
+        ]
     )
     g = net.graph()
-    assert list(g.outputs) == ["in:out", "enc:out", "enc:cell", "hid2:out", "hid2:last", "out:pre", "out:out"]
+    assert list(g.outputs) == [
+        "in:out",
+        "enc:out",
+        "enc:cell",
+        "hid2:out",
+        "hid2:last",
+        "out:pre",
+        "out:out",
+    ]
     assert g.recurrent == ("enc:out", "hid2:out")
     assert g.hidden == ("enc:out", "hid2:out")
     shapes = {k: v.get_value().shape for k, v in net.params.items()}
     assert shapes == {
-        "enc.xh": (3, 16), "enc.hh": (4, 16), "enc.b": (16,),
-        "hid2.xh": (4, 15), "hid2.hh": (5, 15), "hid2.b": (15,),
-        "out.w": (5, 2), "out.b": (2,),
+        "enc.xh": (3, 16),
+        "enc.hh": (4, 16),
+        "enc.b": (16,),
+        "hid2.xh": (4, 15),
+        "hid2.hh": (5, 15),
+        "hid2.b": (15,),
+        "out.w": (5, 2),
+        "out.b": (2,),
     }
     assert net.x.ndim == 3 and net.output_ndim == 2
 
@@ -150,19 +174,46 @@ def test_return_sequences_false_passes_the_last_step():
         ([3], ValueError, r"layers: expected a list of at least an input size and an output layer"),
         ([0, 2], ValueError, r"layers\[0\]: size must be a positive int, got 0"),
         ([3, -1, 2], ValueError, r"layers\[1\]: size must be a positive int, got -1"),
-        ([3, dict(size=4, form="lstmm"), 2], ValueError,
-         r"layers\[1\]: form: unknown form 'lstmm'; choose from feedforward, gru, lstm, rnn \(closest: lstm\)"),
-        ([3, dict(size=4, activaton="tanh"), 2], ValueError,
-         r"layers\[1\]: unknown key 'activaton'; a feedforward layer takes .* \(closest: activation\)"),
-        ([3, (4, "tanhh"), 2], ValueError,
-         r"layers\[1\]: activation: unknown activation 'tanhh'.*\(closest: tanh\)"),
-        ([3, dict(size=4, name="out"), 2], ValueError, r"layers\[2\]: layer name 'out' is already used"),
-        ([3, dict(size=4, name="h:1"), 2], ValueError, r"layers\[1\]: layer name must be .* got 'h:1'"),
-        ([3, "four", 2], TypeError, r"layers\[1\]: expected a size, a \(size, activation\) tuple or a dict"),
-        ([3, dict(size=4, form="rnn", return_sequences=False), dict(size=2, form="rnn")], ValueError,
-         r"layer 'out': a rnn layer needs \(batch, time, features\) input"),
-        ([3, dict(size=4, return_sequences=False), 2], ValueError,
-         r"layers\[1\]: unknown key 'return_sequences'; a feedforward layer takes"),
+        (
+            [3, dict(size=4, form="lstmm"), 2],
+            ValueError,
+            r"layers\[1\]: form: unknown form 'lstmm'; choose from feedforward, gru, lstm, rnn \(closest: lstm\)",
+        ),
+        (
+            [3, dict(size=4, activaton="tanh"), 2],
+            ValueError,
+            r"layers\[1\]: unknown key 'activaton'; a feedforward layer takes .* \(closest: activation\)",
+        ),
+        (
+            [3, (4, "tanhh"), 2],
+            ValueError,
+            r"layers\[1\]: activation: unknown activation 'tanhh'.*\(closest: tanh\)",
+        ),
+        (
+            [3, dict(size=4, name="out"), 2],
+            ValueError,
+            r"layers\[2\]: layer name 'out' is already used",
+        ),
+        (
+            [3, dict(size=4, name="h:1"), 2],
+            ValueError,
+            r"layers\[1\]: layer name must be .* got 'h:1'",
+        ),
+        (
+            [3, "four", 2],
+            TypeError,
+            r"layers\[1\]: expected a size, a \(size, activation\) tuple or a dict",
+        ),
+        (
+            [3, dict(size=4, form="rnn", return_sequences=False), dict(size=2, form="rnn")],
+            ValueError,
+            r"layer 'out': a rnn layer needs \(batch, time, features\) input",
+        ),
+        (
+            [3, dict(size=4, return_sequences=False), 2],
+            ValueError,
+            r"layers\[1\]: unknown key 'return_sequences'; a feedforward layer takes",
+        ),
     ],
 )
 def test_layer_list_errors(layers, error, message):

@@ -33,12 +33,23 @@ def test_regressor_fits_and_reports_r2():
     y = np.stack([x[:, 0] - 2 * x[:, 1], np.sin(x[:, 2])], 1).astype("float32")
     net = trainkit.Regressor([3, (16, "tanh"), 2])
     initial = np.mean((net.predict(x) - y) ** 2)
-    _, last = net.train([x, y], algo="adam", learning_rate=0.02, batch_size=16, max_updates=200,
-                        validate_every=40, **QUIET)
+    _, last = net.train(
+        [x, y],
+        algo="adam",
+        learning_rate=0.02,
+        batch_size=16,
+        max_updates=200,
+        validate_every=40,
+        **QUIET,
+    )
     assert last["mse"] < 0.05 * initial
     pred = net.predict(x)
-    r2 = np.mean([1 - ((y[:, j] - pred[:, j]) ** 2).sum() / ((y[:, j] - y[:, j].mean()) ** 2).sum()
-                  for j in range(2)])
+    r2 = np.mean(
+        [
+            1 - ((y[:, j] - pred[:, j]) ** 2).sum() / ((y[:, j] - y[:, j].mean()) ** 2).sum()
+            for j in range(2)
+        ]
+    )
     assert net.score(x, y) == pytest.approx(r2, rel=1e-6) and r2 > 0.9
 
 
@@ -47,8 +58,15 @@ def test_autoencoder_reconstructs():
     x = (codes @ RNG.normal(size=(2, 6))).astype("float32")
     net = trainkit.Autoencoder([6, (4, "linear"), 6])
     first, last = first_and_last(
-        net.itertrain([x], algo="adam", learning_rate=0.02, batch_size=16, max_updates=200,
-                      validate_every=50, **QUIET)
+        net.itertrain(
+            [x],
+            algo="adam",
+            learning_rate=0.02,
+            batch_size=16,
+            max_updates=200,
+            validate_every=50,
+            **QUIET,
+        )
     )
     assert last[1]["mse"] < 0.1 * first[1]["mse"]
     assert net.score(x) > 0.9
@@ -61,8 +79,16 @@ def test_recurrent_form_learns_to_remember(form):
     y = (x[:, 0, 0] > 0).astype("int64")
     net = trainkit.Classifier([1, dict(size=6, form=form, return_sequences=False), 2], seed=2)
     first, last = first_and_last(
-        net.itertrain([x, y], algo="adam", learning_rate=0.05, batch_size=16, max_updates=60,
-                      validate_every=12, recurrent_norm=0.01, **QUIET)
+        net.itertrain(
+            [x, y],
+            algo="adam",
+            learning_rate=0.05,
+            batch_size=16,
+            max_updates=60,
+            validate_every=12,
+            recurrent_norm=0.01,
+            **QUIET,
+        )
     )
     assert last[1]["xent"] < 0.6 * first[1]["xent"]
     assert last[1]["acc"] >= 0.85
@@ -75,8 +101,16 @@ def test_sequence_regressor_per_time_step_with_sample_weights():
     w[:, 0] = 0  # the first step does not count
     net = trainkit.Regressor([2, dict(size=6, form="gru"), 1])
     (_, v0), (_, v1) = first_and_last(
-        net.itertrain([x, y, w], [x, y], algo="adam", learning_rate=0.05, batch_size=8,
-                      max_updates=40, validate_every=10, **QUIET)
+        net.itertrain(
+            [x, y, w],
+            [x, y],
+            algo="adam",
+            learning_rate=0.05,
+            batch_size=8,
+            max_updates=40,
+            validate_every=10,
+            **QUIET,
+        )
     )
     assert v1["mse"] < 0.5 * v0["mse"]
     # valid without weights got weights of ones: its mse is the plain mean
@@ -132,13 +166,28 @@ def test_regularizer_in_a_real_training_run(keyword):
     net = trainkit.Regressor(layers, seed=4)
     before = {k: v.get_value() for k, v in net.params.items()}
     first, last = first_and_last(
-        net.itertrain([x, y], algo="adam", learning_rate=0.02, batch_size=16, max_updates=30,
-                      validate_every=10, **{keyword: KEYWORDS[keyword]}, **QUIET)
+        net.itertrain(
+            [x, y],
+            algo="adam",
+            learning_rate=0.02,
+            batch_size=16,
+            max_updates=30,
+            validate_every=10,
+            **{keyword: KEYWORDS[keyword]},
+            **QUIET,
+        )
     )
     assert last[1]["mse"] < first[1]["mse"]
     name = regularizers.canonical(keyword)
-    if name in ("weight_l2", "weight_l1", "hidden_l1", "hidden_l2", "recurrent_norm",
-                "recurrent_state", "contractive"):
+    if name in (
+        "weight_l2",
+        "weight_l1",
+        "hidden_l1",
+        "hidden_l2",
+        "recurrent_norm",
+        "recurrent_state",
+        "contractive",
+    ):
         assert last[0][name] > 0
     if name == "max_norm":
         for key in ("hid1.w", "out.w"):
@@ -154,7 +203,9 @@ def test_weight_decay_shrinks_weights():
     for decay in (0.0, 1.0):
         net = trainkit.Regressor([3, (6, "tanh"), 1], seed=4)
         net.train([x, y], algo="sgd", learning_rate=0.1, max_updates=50, weight_l2=decay, **QUIET)
-        norms.append(np.sqrt(sum((net.params[k].get_value() ** 2).sum() for k in ("hid1.w", "out.w"))))
+        norms.append(
+            np.sqrt(sum((net.params[k].get_value() ** 2).sum() for k in ("hid1.w", "out.w")))
+        )
     assert norms[1] < 0.7 * norms[0]
 
 
@@ -207,7 +258,9 @@ def test_model_file_checks(tmp_path):
     meta["class"] = "Regressor"
     arrays["hid1.w"] = np.zeros((5, 5), "float32")
     checkpoints.save(tmp_path / "b.npz", arrays, meta)
-    with pytest.raises(ValueError, match=r"parameter 'hid1.w' is float32\[5, 5\]; the model has float32\[2, 3\]"):
+    with pytest.raises(
+        ValueError, match=r"parameter 'hid1.w' is float32\[5, 5\]; the model has float32\[2, 3\]"
+    ):
         trainkit.load(tmp_path / "b.npz")
     checkpoints.save(tmp_path / "c.npz", {}, {"format": "something else"})
     with pytest.raises(ValueError, match="not a trainkit model file"):
@@ -226,10 +279,18 @@ def no_compiling(monkeypatch):
     "make_data, message",
     [
         (lambda x, y: [x[:, :, None], y], r"train: array 0 \('x'\) has 3 dimensions"),
-        (lambda x, y: [x[:, :2], y], r"train: array 0 \('x'\) has 2 features; the model's input has 3"),
-        (lambda x, y: [np.where(np.arange(12)[:, None] == 7, np.nan, x), y],
-         r"train: array 0 \('x'\) contains NaN or Inf \(first at row 7\)"),
-        (lambda x, y: [x, y + 1], r"train: array 1 \('labels'\) has labels out of range: found 2, allowed 0..1"),
+        (
+            lambda x, y: [x[:, :2], y],
+            r"train: array 0 \('x'\) has 2 features; the model's input has 3",
+        ),
+        (
+            lambda x, y: [np.where(np.arange(12)[:, None] == 7, np.nan, x), y],
+            r"train: array 0 \('x'\) contains NaN or Inf \(first at row 7\)",
+        ),
+        (
+            lambda x, y: [x, y + 1],
+            r"train: array 1 \('labels'\) has labels out of range: found 2, allowed 0..1",
+        ),
         (lambda x, y: [x, y[:-1]], r"train: arrays have different lengths"),
         (lambda x, y: [x, y + 0.5], r"train: array 1 \('labels'\) must hold integer class labels"),
     ],
@@ -249,5 +310,8 @@ def test_bad_keywords_are_refused_before_compiling(no_compiling):
         net.train(data, weight_l22=0.1)
     with pytest.raises(ValueError, match=r"hidden_l1: pattern 'hid2:out' matches no output"):
         net.train(data, hidden_l1=dict(weight=0.1, pattern="hid2:out"))
-    with pytest.raises(ValueError, match=r"recurrent_norm: the default selects nothing|no output is marked recurrent"):
+    with pytest.raises(
+        ValueError,
+        match=r"recurrent_norm: the default selects nothing|no output is marked recurrent",
+    ):
         net.train(data, recurrent_norm=0.1)

@@ -34,8 +34,9 @@ def linear(n_in=3, n_out=2, seed=0):
 
 def trainer(algo="sgd", learning_rate=0.05, seed=0, **kwargs):
     graph, loss, inputs, values = linear(seed=seed)
-    t = trainkit.Trainer(graph, loss, inputs, algo=algo, learning_rate=learning_rate,
-                         **QUIET, **kwargs)
+    t = trainkit.Trainer(
+        graph, loss, inputs, algo=algo, learning_rate=learning_rate, **QUIET, **kwargs
+    )
     return t, values
 
 
@@ -157,16 +158,29 @@ def linear_loss_trainer(shuffle, seed, max_updates):
     x = pt.matrix("x")
     w = pytensor.shared(np.zeros(3, "float32"), name="out.w")
     graph = regularizers.Graph({"in:out": x, "out:out": x @ w}, {"out.w": w}, inputs={"x": x})
-    return trainkit.Trainer(graph, pt.mean(x @ w), [x], algo="sgd", learning_rate=0.1,
-                            batch_size=4, shuffle=shuffle, seed=seed, max_updates=max_updates,
-                            restore_best=False, **QUIET)
+    return trainkit.Trainer(
+        graph,
+        pt.mean(x @ w),
+        [x],
+        algo="sgd",
+        learning_rate=0.1,
+        batch_size=4,
+        shuffle=shuffle,
+        seed=seed,
+        max_updates=max_updates,
+        restore_best=False,
+        **QUIET,
+    )
 
 
 def test_shuffling_uses_every_example_once_per_epoch_and_depends_only_on_the_seed():
     x = np.random.default_rng(5).normal(size=(16, 3)).astype("float32")
     runs = {}
     for key, shuffle, seed, updates in [
-        ("a", True, 1, 2), ("a again", True, 1, 2), ("b", True, 2, 2), ("plain", False, 1, 2),
+        ("a", True, 1, 2),
+        ("a again", True, 1, 2),
+        ("b", True, 2, 2),
+        ("plain", False, 1, 2),
         ("epoch", True, 3, 4),
     ]:
         t = linear_loss_trainer(shuffle, seed, updates)
@@ -198,8 +212,9 @@ def test_max_updates_and_max_epochs(limits, step, reason):
 
 def test_validate_every_counts_updates_across_epochs_and_the_end_is_validated():
     x, y = data()
-    t, values = trainer(batch_size=8, max_updates=10, validate_every=3, shuffle=False,
-                        restore_best=False)
+    t, values = trainer(
+        batch_size=8, max_updates=10, validate_every=3, shuffle=False, restore_best=False
+    )
     pairs = list(t.itertrain([x, y]))
     assert [(tm["step"], tm["epoch"]) for tm, _ in pairs] == [(3, 0), (6, 1), (9, 1), (10, 2)]
     history, losses = sgd_reference(values, in_order(x, y, 8, 10), [0.05] * 10)
@@ -241,8 +256,15 @@ def overshoot_trainer(**kwargs):
     snapshots = Snapshots()
     options = dict(learning_rate=0.05, batch_size=8, validate_every=1, max_updates=40)
     options.update(kwargs)
-    t = trainkit.Trainer(graph, pt.mean((x @ w - y) ** 2), [x, y], algo="sgd",
-                         callbacks=[snapshots], **QUIET, **options)
+    t = trainkit.Trainer(
+        graph,
+        pt.mean((x @ w - y) ** 2),
+        [x, y],
+        algo="sgd",
+        callbacks=[snapshots],
+        **QUIET,
+        **options,
+    )
     ones = np.ones((8, 1), "float32")
     return t, snapshots, [ones, ones], [ones, 0.5 * ones]
 
@@ -315,7 +337,10 @@ def test_lists_tuples_and_memory_mapped_arrays_train_identically(tmp_path):
     x, y = data()
     np.save(tmp_path / "x.npy", x)
     np.save(tmp_path / "y.npy", y)
-    mapped = [np.load(tmp_path / "x.npy", mmap_mode="r"), np.load(tmp_path / "y.npy", mmap_mode="r")]
+    mapped = [
+        np.load(tmp_path / "x.npy", mmap_mode="r"),
+        np.load(tmp_path / "y.npy", mmap_mode="r"),
+    ]
     assert isinstance(mapped[0], np.memmap)
     results = []
     for source in ([x, y], (x, y), mapped):

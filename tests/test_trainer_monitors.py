@@ -45,11 +45,22 @@ def test_monitors_and_validation_use_the_clean_graph_while_training_uses_dropout
     xv, yv = data(24, 1)  # two validation batches (16 and 8)
     net = trainkit.Regressor([3, (4, "tanh"), 2])
     snapshots = Snapshots()
-    pairs = list(net.itertrain(
-        [x, y], [xv, yv], algo="sgd", learning_rate=0.1, batch_size=16, validate_every=1,
-        max_updates=3, hidden_dropout=0.9, restore_best=False, callbacks=[snapshots],
-        monitors={"hid1:out": ("<0.1", "<0.9"), "out:out": sq}, **QUIET,
-    ))
+    pairs = list(
+        net.itertrain(
+            [x, y],
+            [xv, yv],
+            algo="sgd",
+            learning_rate=0.1,
+            batch_size=16,
+            validate_every=1,
+            max_updates=3,
+            hidden_dropout=0.9,
+            restore_best=False,
+            callbacks=[snapshots],
+            monitors={"hid1:out": ("<0.1", "<0.9"), "out:out": sq},
+            **QUIET,
+        )
+    )
     assert [tm["step"] for tm, _ in pairs] == [1, 2, 3]
     names = ["hid1:out<0.1", "hid1:out<0.9", "out:out.sq"]
     for tm, vm in pairs:
@@ -90,8 +101,18 @@ def test_monitor_gradients_reports_the_norm_of_the_gradients_applied(clip):
     graph, loss, inputs = linear()
     before = {n: p.get_value() for n, p in graph.params.items()}
     extra = {} if clip is None else {"max_total_gradient_norm": clip}
-    t = trainkit.Trainer(graph, loss, inputs, algo="sgd", learning_rate=0.1, batch_size=8,
-                         max_updates=1, monitor_gradients=True, **QUIET, **extra)
+    t = trainkit.Trainer(
+        graph,
+        loss,
+        inputs,
+        algo="sgd",
+        learning_rate=0.1,
+        batch_size=8,
+        max_updates=1,
+        monitor_gradients=True,
+        **QUIET,
+        **extra,
+    )
     tm, vm = t.train([x, y])
     err = x.astype(np.float64) @ before["out.w"] + before["out.b"] - y
     gw, gb = 2 / err.size * x.T @ err, 2 / err.size * err.sum(0)

@@ -114,8 +114,13 @@ def test_skip_leaves_parameters_and_optimizer_state_bitwise_untouched_and_counts
 
 
 def test_a_skipped_update_still_advances_the_step_and_the_schedule():
-    t = make(nan_policy="skip", algo="sgd", validate_every=1, max_updates=5,
-             lr_schedule=dict(name="exponential", decay_steps=1, gamma=0.5))
+    t = make(
+        nan_policy="skip",
+        algo="sgd",
+        validate_every=1,
+        max_updates=5,
+        lr_schedule=dict(name="exponential", decay_steps=1, gamma=0.5),
+    )
     pairs = list(t.itertrain(source(batches(bad=(1,))), valid()))
     assert [tm["step"] for tm, _ in pairs] == [1, 2, 3, 4, 5]
     assert [tm["lr"] for tm, _ in pairs] == [float(np.float32(0.01 * 0.5**s)) for s in range(5)]
@@ -139,7 +144,8 @@ def test_a_huge_learning_rate_raises_with_finite_parameters_left():
     x = rng.normal(size=(16, 3)).astype("float32")
     net = trainkit.Regressor([3, (4, "tanh"), 2])
     with pytest.raises(FloatingPointError, match=r"non-finite loss or gradient at update \d+"):
-        net.train([x, x[:, :2]], algo="sgd", learning_rate=1e30, batch_size=8,
-                  max_updates=20, **QUIET)
+        net.train(
+            [x, x[:, :2]], algo="sgd", learning_rate=1e30, batch_size=8, max_updates=20, **QUIET
+        )
     for p in net.params.values():
         assert np.all(np.isfinite(p.get_value()))

@@ -21,8 +21,10 @@ UPDATES = 8
 
 def linear():
     rng = np.random.default_rng(0)
-    values = {"out.w": rng.normal(0.0, 0.5, (3, 2)).astype("float32"),
-              "out.b": np.zeros(2, "float32")}
+    values = {
+        "out.w": rng.normal(0.0, 0.5, (3, 2)).astype("float32"),
+        "out.b": np.zeros(2, "float32"),
+    }
     x, y = pt.matrix("x"), pt.matrix("y")
     w = pytensor.shared(values["out.w"].copy(), name="out.w")
     b = pytensor.shared(values["out.b"].copy(), name="out.b")
@@ -87,8 +89,10 @@ def warmup_step_rates(s):
         (dict(lr_schedule=dict(name="exponential", decay_steps=2, gamma=0.5)), exponential_rates),
         (dict(lr_schedule=dict(name="cosine", min_lr=0.01)), cosine_rates),
         (dict(lr_warmup=4), warmup_rates),
-        (dict(lr_schedule=dict(name="step", step_size=2, gamma=0.5), lr_warmup=3),
-         warmup_step_rates),
+        (
+            dict(lr_schedule=dict(name="step", step_size=2, gamma=0.5), lr_warmup=3),
+            warmup_step_rates,
+        ),
     ],
     ids=["step", "exponential", "cosine", "warmup", "warmup+step"],
 )
@@ -106,10 +110,22 @@ def test_schedules_set_the_rate_of_each_update_without_recompiling(
     x, y = data()
     graph, loss, inputs, values = linear()
     functions = Functions()
-    t = trainkit.Trainer(graph, loss, inputs, algo="sgd", learning_rate=LR, batch_size=8,
-                         shuffle=False, validate_every=1, max_updates=UPDATES,
-                         restore_best=False, callbacks=[functions], progress=False, log=False,
-                         **options)
+    t = trainkit.Trainer(
+        graph,
+        loss,
+        inputs,
+        algo="sgd",
+        learning_rate=LR,
+        batch_size=8,
+        shuffle=False,
+        validate_every=1,
+        max_updates=UPDATES,
+        restore_best=False,
+        callbacks=[functions],
+        progress=False,
+        log=False,
+        **options,
+    )
     pairs = list(t.itertrain([x, y]))
     rates = [np.float32(closed_form(s)) for s in range(UPDATES)]
     assert [tm["lr"] for tm, _ in pairs] == [float(r) for r in rates]
@@ -126,9 +142,22 @@ def test_plateau_follows_the_validation_losses():
     x, y = data()
     graph, loss, inputs, values = linear()
     plateau = dict(name="plateau", factor=0.5, patience=1, threshold=0.2, cooldown=1)
-    t = trainkit.Trainer(graph, loss, inputs, algo="sgd", learning_rate=LR, batch_size=8,
-                         shuffle=False, validate_every=1, max_updates=12, restore_best=False,
-                         patience=None, lr_schedule=plateau, progress=False, log=False)
+    t = trainkit.Trainer(
+        graph,
+        loss,
+        inputs,
+        algo="sgd",
+        learning_rate=LR,
+        batch_size=8,
+        shuffle=False,
+        validate_every=1,
+        max_updates=12,
+        restore_best=False,
+        patience=None,
+        lr_schedule=plateau,
+        progress=False,
+        log=False,
+    )
     pairs = list(t.itertrain([x, y]))
     # PyTorch's ReduceLROnPlateau(mode='min', threshold_mode='rel'), one step per validation
     best, bad, cooldown_left, lr = math.inf, 0, 0, LR
@@ -155,9 +184,20 @@ def test_a_second_run_of_the_same_trainer_starts_the_schedule_afresh():
     x, y = data()
     graph, loss, inputs, _ = linear()
     plateau = dict(name="plateau", factor=0.5, patience=0, threshold=0.9)
-    t = trainkit.Trainer(graph, loss, inputs, algo="sgd", learning_rate=LR, batch_size=8,
-                         validate_every=1, max_updates=4, patience=None, lr_schedule=plateau,
-                         progress=False, log=False)
+    t = trainkit.Trainer(
+        graph,
+        loss,
+        inputs,
+        algo="sgd",
+        learning_rate=LR,
+        batch_size=8,
+        validate_every=1,
+        max_updates=4,
+        patience=None,
+        lr_schedule=plateau,
+        progress=False,
+        log=False,
+    )
     first = [tm["lr"] for tm, _ in t.itertrain([x, y])]
     second = [tm["lr"] for tm, _ in t.itertrain([x, y])]
     assert first[0] == second[0] == pytest.approx(LR)

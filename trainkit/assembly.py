@@ -256,9 +256,7 @@ def _assemble(graph, loss, algo, hyper, regs, trainer_kwargs):
             f"assemble: the loss does not depend on parameter(s) {', '.join(unused)}; "
             f"leave them out of the graph's params"
         )
-    grads = OrderedDict(
-        zip(params, pytensor.grad(total, list(params.values())), strict=True)
-    )
+    grads = OrderedDict(zip(params, pytensor.grad(total, list(params.values())), strict=True))
     for reg in regs:
         grads = reg.modify_gradients(train, grads)
 

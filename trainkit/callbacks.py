@@ -208,6 +208,11 @@ class Checkpointer:
         self.path = path
         self.every = every
         self.last_time = time.monotonic()
+        self.saved_step = None
+
+    def on_start(self, trainer):
+        self.last_time = time.monotonic()  # the clock starts after compiling
+        self.saved_step = None
 
     def on_step_end(self, trainer):
         if self.every is None:
@@ -223,3 +228,4 @@ class Checkpointer:
     def save(self, trainer):
         trainer.save_checkpoint(self.path)
         self.last_time = time.monotonic()
+        self.saved_step = trainer.step

@@ -16,7 +16,6 @@ from collections import OrderedDict
 
 import numpy as np
 import pytensor
-import pytensor.tensor as pt
 
 from regularizers.errors import closest, unknown
 
@@ -90,7 +89,10 @@ class Layer:
     def spec(self):
         """The layer's dict entry, JSON-serialisable, that rebuilds it."""
         return dict(
-            size=self.size, form=self.form, activation=self.activation, name=self.name,
+            size=self.size,
+            form=self.form,
+            activation=self.activation,
+            name=self.name,
             **self.config_options,
         )
 
@@ -150,7 +152,9 @@ def _check_name(where, name, taken):
 
 def _entry(where, entry):
     if isinstance(entry, bool):
-        raise TypeError(f"{where}: expected a size, a (size, activation) tuple or a dict, got {entry!r}")
+        raise TypeError(
+            f"{where}: expected a size, a (size, activation) tuple or a dict, got {entry!r}"
+        )
     if isinstance(entry, (int, np.integer)):
         return {"size": int(entry)}
     if isinstance(entry, tuple):
@@ -159,7 +163,9 @@ def _entry(where, entry):
         return {"size": entry[0], "activation": entry[1]}
     if isinstance(entry, dict):
         return dict(entry)
-    raise TypeError(f"{where}: expected a size, a (size, activation) tuple or a dict, got {entry!r}")
+    raise TypeError(
+        f"{where}: expected a size, a (size, activation) tuple or a dict, got {entry!r}"
+    )
 
 
 def parse_layers(layers, output_activation, hidden_activation=None, dtype="float32", seed=0):

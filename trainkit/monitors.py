@@ -75,8 +75,7 @@ def _statistic(stat, where):
     near = closest(stat, STATISTICS)
     hint = f" (closest: {', '.join(near)})" if near else ""
     raise ValueError(
-        f"{where}: unknown statistic {stat!r}; choose from {', '.join(allowed)} "
-        f"or a callable{hint}"
+        f"{where}: unknown statistic {stat!r}; choose from {', '.join(allowed)} or a callable{hint}"
     )
 
 
@@ -91,7 +90,9 @@ def _statistics(value, where):
     if isinstance(value, (str,)) or callable(value):
         value = [value]
     if not isinstance(value, (list, tuple)) or not value:
-        raise TypeError(f"{where}: expected statistics (a string, callable, list or dict), got {value!r}")
+        raise TypeError(
+            f"{where}: expected statistics (a string, callable, list or dict), got {value!r}"
+        )
     return [_statistic(stat, where) for stat in value]
 
 
@@ -116,5 +117,7 @@ def build(spec, graph):
                 expr = function(z)
                 if not hasattr(expr, "ndim") or expr.ndim != 0:
                     raise ValueError(f"{where}: statistic {suffix[1:]!r} did not give a scalar")
-                metrics[f"{name}{suffix}"] = pt.cast(expr, z.dtype) if expr.dtype != z.dtype else expr
+                metrics[f"{name}{suffix}"] = (
+                    pt.cast(expr, z.dtype) if expr.dtype != z.dtype else expr
+                )
     return metrics

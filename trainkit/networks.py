@@ -84,8 +84,9 @@ class Network:
     allowed_losses = ("mse", "mae", "binary_xent")
     default_output_activation = "linear"
 
-    def __init__(self, layers, loss=None, hidden_activation=None, seed=0, dtype="float32",
-                 mode=None):
+    def __init__(
+        self, layers, loss=None, hidden_activation=None, seed=0, dtype="float32", mode=None
+    ):
         kind = type(self).__name__
         loss = self.default_loss if loss is None else loss
         if loss not in self.allowed_losses:
@@ -197,8 +198,9 @@ class Network:
         return y, w
 
     def _input_spec(self, time_steps=None):
-        return ArraySpec("x", self.x.ndim, self.n_in, kind="float", dtype=self.dtype,
-                         time=time_steps)
+        return ArraySpec(
+            "x", self.x.ndim, self.n_in, kind="float", dtype=self.dtype, time=time_steps
+        )
 
     def _weights_spec(self):
         return ArraySpec.weights_for(self._target_spec(), dtype=self.dtype)
@@ -215,8 +217,14 @@ class Network:
         if weighted:
             inputs.append(w)
             specs.append(self._weights_spec())
-        return Task(self.graph(time_steps), loss, inputs, self._metrics(out, y, weights), specs,
-                    self.loss_name)
+        return Task(
+            self.graph(time_steps),
+            loss,
+            inputs,
+            self._metrics(out, y, weights),
+            specs,
+            self.loss_name,
+        )
 
     def _target_spec(self):
         return ArraySpec("y", self.output_ndim, self.output_size, kind="float", dtype=self.dtype)
@@ -230,8 +238,10 @@ class Network:
         """A data argument as a list of arrays when it is arrays, else as given."""
         if isinstance(data, np.ndarray):
             return [data]
-        if isinstance(data, (list, tuple)) and data and all(
-            isinstance(a, np.ndarray) for a in data
+        if (
+            isinstance(data, (list, tuple))
+            and data
+            and all(isinstance(a, np.ndarray) for a in data)
         ):
             return list(data)
         return data
@@ -255,8 +265,16 @@ class Network:
         if weighted and isinstance(valid, list) and len(valid) == len(task.inputs) - 1:
             valid = [*valid, np.ones(valid[0].shape[: self.output_ndim - 1], self.dtype)]
         kwargs.setdefault("mode", self.mode)
-        trainer = Trainer(task.graph, task.loss, task.inputs, algo=algo, metrics=task.metrics,
-                          specs=task.specs, loss_name=task.loss_name, **kwargs)
+        trainer = Trainer(
+            task.graph,
+            task.loss,
+            task.inputs,
+            algo=algo,
+            metrics=task.metrics,
+            specs=task.specs,
+            loss_name=task.loss_name,
+            **kwargs,
+        )
         return trainer, train, valid
 
     def itertrain(self, train, valid=None, algo="rmsprop", **kwargs):
@@ -356,8 +374,12 @@ class Network:
         The file is a ``.npz`` archive that :func:`trainkit.load` reads with
         ``allow_pickle=False``.
         """
-        meta = {"format": MODEL_FORMAT, "version": MODEL_VERSION, "class": type(self).__name__,
-                "config": self.config()}
+        meta = {
+            "format": MODEL_FORMAT,
+            "version": MODEL_VERSION,
+            "class": type(self).__name__,
+            "config": self.config(),
+        }
         arrays = OrderedDict((name, p.get_value()) for name, p in self.params.items())
         checkpoints.save(path, arrays, meta)
 
@@ -408,9 +430,11 @@ class Regressor(Network):
 
     def score(self, x, y, weights=None):
         r"""The coefficient of determination :math:`R^2`, averaged over outputs."""
-        check_arrays([x, y] + ([] if weights is None else [weights]),
-                     [self._input_spec(), self._target_spec(), self._weights_spec()],
-                     argument="score")
+        check_arrays(
+            [x, y] + ([] if weights is None else [weights]),
+            [self._input_spec(), self._target_spec(), self._weights_spec()],
+            argument="score",
+        )
         return _r2(y, self.predict(x), weights)
 
 
@@ -434,8 +458,14 @@ class Classifier(Network):
         return y, w
 
     def _target_spec(self):
-        return ArraySpec("labels", self.output_ndim - 1, kind="int", dtype="int64",
-                         low=0, high=self.output_size - 1)
+        return ArraySpec(
+            "labels",
+            self.output_ndim - 1,
+            kind="int",
+            dtype="int64",
+            low=0,
+            high=self.output_size - 1,
+        )
 
     def _metrics(self, out, y, weights):
         hits = pt.cast(pt.eq(pt.argmax(out, axis=-1), y), self.dtype)
@@ -452,9 +482,11 @@ class Classifier(Network):
 
     def score(self, x, labels, weights=None):
         """Accuracy (weighted by ``weights`` if given)."""
-        check_arrays([x, labels] + ([] if weights is None else [weights]),
-                     [self._input_spec(), self._target_spec(), self._weights_spec()],
-                     argument="score")
+        check_arrays(
+            [x, labels] + ([] if weights is None else [weights]),
+            [self._input_spec(), self._target_spec(), self._weights_spec()],
+            argument="score",
+        )
         hits = (self.predict(x) == labels).astype(np.float64)
         if weights is None:
             return float(hits.mean())
@@ -479,8 +511,9 @@ class Autoencoder(Network):
         _, w = self._targets
         weights = w if weighted else None
         outputs = self._outputs(time_steps)
-        loss = losses.get(self.loss_name)(self._pre(outputs), outputs[self.output_name], self.x,
-                                          weights)
+        loss = losses.get(self.loss_name)(
+            self._pre(outputs), outputs[self.output_name], self.x, weights
+        )
         specs = [self._input_spec(time_steps)]
         inputs = [self.x]
         if weighted:
@@ -521,10 +554,14 @@ def load(path):
     if cls is None:
         raise ValueError(unknown(f"{path}: class", meta.get("class"), _CLASSES, kind="model"))
     config = meta.get("config")
-    if not isinstance(config, dict) or set(config) != {"layers", "loss", "hidden_activation",
-                                                       "seed", "dtype"}:
+    if not isinstance(config, dict) or set(config) != {
+        "layers",
+        "loss",
+        "hidden_activation",
+        "seed",
+        "dtype",
+    }:
         raise ValueError(f"{path}: malformed model config")
     net = cls(**config)
     net.set_params(arrays, source=str(path))
     return net
-

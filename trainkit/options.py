@@ -190,13 +190,13 @@ TRAINER_OPTIONS = tuple(OPTIONS)
 
 def parse(kwargs):
     """Check trainer options and fill in defaults; returns a namespace."""
+    for name in kwargs:
+        if name not in OPTIONS:
+            raise TypeError(unknown("trainer", name, OPTIONS, kind="option"))
     values = {}
     for name, option in OPTIONS.items():
         value = kwargs.get(name, option.default)
         values[name] = option.check(name, value)
-    for name in kwargs:
-        if name not in OPTIONS:
-            raise TypeError(unknown("trainer", name, OPTIONS, kind="option"))
     if values["save_every"] is not None and values["save_progress"] is None:
         raise ValueError(
             f"save_every: needs save_progress, the checkpoint file to write; got "

@@ -423,12 +423,11 @@ class Trainer:
                 "max_updates, max_epochs, patience: all are None, so training would never end; "
                 "set at least one"
             )
-        resume = self._read_checkpoint(o.resume) if o.resume is not None else None
+        if o.resume is not None:
+            self._apply_checkpoint(*self._read_checkpoint(o.resume), o.resume)
         hooks = self._callbacks()
         if self._train_fn is None:
             self._compile()
-        if resume is not None:
-            self._apply_checkpoint(*resume)
         started = time.monotonic() - self.elapsed
         guard = _SignalGuard(self)
         guard.install()
@@ -487,8 +486,10 @@ class Trainer:
             guard.uninstall()
 
     def _save_final(self):
+        """Save the state training ends with, unless the last checkpoint already holds it."""
         if self.checkpointer is not None and not self._final_saved:
-            self.checkpointer.save(self)
+            if self.checkpointer.saved_step != self.step:
+                self.checkpointer.save(self)
             self._final_saved = True
 
     def _finish(self, hooks):
@@ -498,8 +499,8 @@ class Trainer:
     def train(self, train, valid=None):
         """Run :meth:`itertrain` to the end; return the last metrics pair.
 
-        ``(None, None)`` when nothing was validated (e.g. resuming a run that
-        had already ended).
+        ``(None, None)`` when nothing was validated (e.g. a run interrupted
+        before its first validation).
         """
         last = (None, None)
         for pair in self.itertrain(train, valid):
@@ -702,8 +703,14 @@ class Trainer:
             raise ValueError(f"resume: {path} does not match this model and optimizer; {why}")
         return arrays, meta
 
-    def _apply_checkpoint(self, arrays, meta):
-        """Set every piece of training state from a checkpoint."""
+    def _apply_checkpoint(self, arrays, meta, path):
+        """Set every piece of training state from a checkpoint (before compiling)."""
+        try:
+            self.dataset.set_state(meta["dataset"])
+        except ValueError as error:
+            raise ValueError(
+                f"resume: {path} was saved training on other data or with other batching: {error}"
+            ) from None
         for name, var in self.state_variables.items():
             if _is_rng(var):
                 rng = np.random.default_rng()
@@ -722,7 +729,6 @@ class Trainer:
         self.step = meta["step"]
         self.skipped = meta["skipped"]
         self.elapsed = meta["elapsed"]
-        self.dataset.set_state(meta["dataset"])
         if self.schedule is not None and meta["schedule"] is not None:
             self.schedule.set_state(meta["schedule"])
         self._window = None if meta["window"] is None else np.asarray(meta["window"], np.float64)
