@@ -319,7 +319,6 @@ while True:
 """
 
 
-@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
 def test_killed_writer_never_leaves_a_partial_file(tmp_path):
     path = tmp_path / "ckpt.npz"
     rng = random.Random(1234)

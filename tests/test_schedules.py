@@ -393,11 +393,11 @@ def test_build_type_errors():
 
 
 def test_build_checks_learning_rate_and_warmup():
-    with pytest.raises(ValueError, match=r"^learning_rate must be in \[0, inf\); got -0\.1$"):
+    with pytest.raises(ValueError, match=r"^learning_rate: must be in \[0, inf\); got -0\.1$"):
         schedules.build("constant", -0.1)
-    with pytest.raises(ValueError, match=r"^warmup must be an integer >= 0; got -3$"):
+    with pytest.raises(ValueError, match=r"^lr_warmup: must be an integer >= 0; got -3$"):
         schedules.build("constant", 0.1, warmup=-3)
-    with pytest.raises(ValueError, match=r"^warmup must be an integer >= 0; got 0\.5$"):
+    with pytest.raises(ValueError, match=r"^lr_warmup: must be an integer >= 0; got 0\.5$"):
         schedules.build("constant", 0.1, warmup=0.5)
     with pytest.raises(
         ValueError,

@@ -24,6 +24,7 @@ from . import checkpoints, losses
 from .data import ArraySpec, check_arrays
 from .layers import parse_layers
 from .recurrent import RNN  # noqa: F401  (registers the recurrent forms)
+from .trainer import Trainer
 
 __all__ = ["Network", "Regressor", "Classifier", "Autoencoder", "Task", "load"]
 
@@ -113,6 +114,8 @@ class Network:
         self.mode = mode
         self._build()
         self._functions = {}
+        #: the Trainer of the last ``train``/``itertrain`` call
+        self.trainer = None
 
     # -- graph -------------------------------------------------------------------
 
@@ -247,8 +250,6 @@ class Network:
         return data
 
     def _trainer(self, train, valid, algo, kwargs):
-        from .trainer import Trainer
-
         train = self._arrays(train)
         valid = None if valid is None else self._arrays(valid)
         weighted = isinstance(train, list) and len(train) == len(self.task().inputs) + 1
@@ -275,6 +276,7 @@ class Network:
             loss_name=task.loss_name,
             **kwargs,
         )
+        self.trainer = trainer
         return trainer, train, valid
 
     def itertrain(self, train, valid=None, algo="rmsprop", **kwargs):
@@ -291,9 +293,16 @@ class Network:
         **kwargs
             Optimizer hyperparameters, regularizers and trainer options (see
             :func:`trainkit.assembly.assemble` and :mod:`trainkit.options`).
+
+        Returns
+        -------
+        generator
+            Keywords are checked when this is called; data are checked, and
+            functions compiled, when the generator starts. ``net.trainer`` is
+            the :class:`~trainkit.Trainer` (``stop_reason``, ``best_step``, ...).
         """
         trainer, train, valid = self._trainer(train, valid, algo, kwargs)
-        yield from trainer.itertrain(train, valid)
+        return trainer.itertrain(train, valid)
 
     def train(self, train, valid=None, algo="rmsprop", **kwargs):
         """Train to the end; return the last ``(train_metrics, valid_metrics)``."""

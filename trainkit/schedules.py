@@ -35,6 +35,7 @@ Traceback (most recent call last):
 ValueError: lr_schedule: unknown schedule 'cosin'; choose from constant, cosine, exponential, plateau, step (closest: cosine)
 """  # noqa: E501
 
+import abc
 import inspect
 import math
 import numbers
@@ -119,7 +120,7 @@ def _count(where, name, value, minimum):
     raise ValueError(f"{where}{name} must be {kind}; got {value!r}")
 
 
-class Schedule:
+class Schedule(abc.ABC):
     """Base class: a learning rate for each update, plus linear warmup.
 
     Subclasses implement :meth:`rate` (the rate at step ``s`` of their own
@@ -143,9 +144,9 @@ class Schedule:
         self.learning_rate = _real(where, "learning_rate", learning_rate, low=0)
         self.warmup = _count(where, "warmup", warmup, 0)
 
+    @abc.abstractmethod
     def rate(self, step):
         """The rate at step ``step`` of the schedule's own clock (no warmup)."""
-        raise NotImplementedError
 
     def value(self, step):
         """The learning rate for update number ``step`` (0-based), warmup included."""
@@ -157,7 +158,8 @@ class Schedule:
         return self.rate(step - self.warmup)
 
     def observe(self, metric):
-        """Record a validation loss (ignored except by ``plateau``)."""
+        """Record a validation loss; only ``plateau`` uses it, the others ignore it."""
+        return None
 
     def state(self):
         """JSON-serialisable mutable state ({} for stateless schedules)."""
@@ -510,8 +512,8 @@ def build(spec, learning_rate, warmup=0, total_steps=None, argument="lr_schedule
             f"{argument}: {name} needs {' and '.join(missing)}; "
             f"e.g. {argument}=dict(name={name!r}, {example})"
         )
-    _real("", "learning_rate", learning_rate, low=0)
-    _count("", "warmup", warmup, 0)
+    _real("", "learning_rate:", learning_rate, low=0)
+    _count("", "lr_warmup:", warmup, 0)
     try:
         return cls(learning_rate, warmup=warmup, **args)
     except (TypeError, ValueError) as error:
