@@ -85,3 +85,17 @@ def test_jax_recurrent_needs_one_sequence_length():
         )
     with pytest.raises(ValueError, match="mode='JAX' with recurrent layers needs array data"):
         net.train(lambda: [x, y], [x, y], epoch_size=2, max_updates=1, **QUIET)
+
+
+def test_float32_recurrent_net_trains_on_jax_under_floatx_float64():
+    """PyTensor's default floatX is float64; a float32 model must still compile on JAX
+    (float64 constants from the gradient would break the scan's carry types)."""
+    import pytensor
+
+    x = RNG.normal(size=(8, 3, 2)).astype("float32")
+    y = RNG.normal(size=(8, 1)).astype("float32")
+    with pytensor.config.change_flags(floatX="float64", warn_float64="ignore"):
+        net = trainkit.Regressor([2, dict(size=3, form="gru", return_sequences=False), 1])
+        _, valid = net.train([x, y], mode="JAX", max_updates=2, **QUIET)
+    assert np.isfinite(valid["loss"])
+    assert {p.dtype for p in net.params.values()} == {"float32"}

@@ -76,7 +76,7 @@ from regularizers.stochastic import _Stochastic
 
 from . import callbacks as cb
 from . import checkpoints, monitors, options, schedules
-from .assembly import DEFAULT_ALGO, assemble, split_kwargs
+from .assembly import DEFAULT_ALGO, assemble, floatx_of, split_kwargs
 from .data import Dataset
 
 __all__ = ["Trainer"]
@@ -427,7 +427,8 @@ class Trainer:
             self._apply_checkpoint(*self._read_checkpoint(o.resume), o.resume)
         hooks = self._callbacks()
         if self._train_fn is None:
-            self._compile()
+            with floatx_of(self.graph.params.values()):
+                self._compile()
         started = time.monotonic() - self.elapsed
         guard = _SignalGuard(self)
         guard.install()
