@@ -242,6 +242,7 @@ class Trainer:
 
     def reset(self):
         """Forget progress: counters, early-stopping state, metric window, schedule state."""
+        self._lr_set = None
         self.step = 0
         self.skipped = 0
         self.best_loss = math.inf
@@ -521,7 +522,10 @@ class Trainer:
     def _update(self, batch, epoch, index):
         """Apply one update; ``epoch``, ``index``: the batch's 0-based position."""
         if self.lr is not None:
-            self.lr.set_value(np.asarray(self.schedule.value(self.step), dtype=self.lr.dtype))
+            rate = self.schedule.value(self.step)
+            if rate != self._lr_set:  # set_value costs more than the comparison
+                self.lr.set_value(np.asarray(rate, dtype=self.lr.dtype))
+                self._lr_set = rate
         with np.errstate(all="ignore"):  # non-finite values are nan_policy's business
             finite, *values = self._train_fn(*batch)
         if not finite:
