@@ -32,3 +32,15 @@ def test_example_runs(script, args, expect):
     )
     assert out.returncode == 0, out.stderr[-2000:]
     assert expect in out.stdout
+
+
+def test_readme_names_every_option_regularizer_and_optimizer():
+    """The README's tables stay true as options, regularizers and optimizers are added."""
+    import regularizers
+    from trainkit import optimizers
+    from trainkit.options import OPTIONS
+
+    readme = (SCRIPTS.parent / "README.md").read_text(encoding="utf-8")
+    names = [*OPTIONS, *regularizers.names(), *optimizers.names()]
+    missing = [name for name in names if f"`{name}`" not in readme]
+    assert not missing, f"README.md does not mention {missing}"
