@@ -356,7 +356,9 @@ def _basic_check(arrays, argument):
 def _take(array, index):
     """Rows ``index`` (a slice or an int array) of ``array`` as an in-memory array."""
     if not isinstance(array, np.memmap):
-        return array[index]
+        if isinstance(index, slice):
+            return array[index]
+        return np.take(array, index, axis=0)  # faster than array[index] for row gathers
     if isinstance(index, slice):
         return np.array(array[index])
     order = np.argsort(index, kind="stable")  # read the file in order, then reorder
