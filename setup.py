@@ -16,6 +16,7 @@ setup(
         "numpy>=1.26",
         "click>=8.1",
         "tqdm>=4.60",
+        "matplotlib>=3.6",
     ],
     extras_require={
         "test": ["pytest>=8", "hypothesis>=6.100", "jax>=0.4"],

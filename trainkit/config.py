@@ -1,0 +1,655 @@
+r"""Run configurations: a TOML file with ``[model]``, ``[data]`` and ``[training]``.
+
+The command line reads one of these; every key has the name of the Python
+argument it becomes::
+
+    [model]                      # trainkit.Classifier(layers, seed=0, ...)
+    kind = "Classifier"          # Regressor | Classifier | Autoencoder
+    layers = [8, {size = 32, form = "rnn", return_sequences = false}, 10]
+
+    [data]                       # arrays for net.train(train, valid)
+    train = "train.npz"          # .npz (named arrays), .csv (named columns), .npy
+    x = "images"                 # which array (or columns) is x, y, weights
+    y = "labels"
+    valid_fraction = 0.2         # or valid = "valid.npz"
+
+    [training]                   # net.train(..., algo="adam", **everything else)
+    algo = "adam"
+    learning_rate = 0.01
+    recurrent_norm = 0.1
+    hidden_dropout = {weight = 0.2, pattern = "hid1:out"}
+
+TOML has no null: the string ``"none"`` stands for Python's ``None`` in
+``[model]`` and ``[training]`` (``patience = "none"`` never stops early). A
+layer entry ``[64, "tanh"]`` is the tuple ``(64, "tanh")``. Relative data
+paths are relative to the config file (to the working directory when given
+with ``--set``).
+
+Every problem is a :class:`ConfigError` whose message is one line naming the
+file, the key, the value, what is allowed and the closest valid key:
+
+>>> text = '[model]\nkind = "Regressor"\nlayers = [2, 1]\n[training]\nweight_l22 = 1e-4'
+>>> load_text(text, "run.toml").check_training()
+Traceback (most recent call last):
+...
+trainkit.config.ConfigError: run.toml: training.weight_l22: unknown key; it is not a hyperparameter of rmsprop, a regularizer or a trainer option (closest: weight_l2, weight_l1)
+"""  # noqa: E501
+
+import contextlib
+import copy
+import json
+import math
+import numbers
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+import regularizers
+from regularizers.errors import closest, listing, unknown
+
+from . import optimizers, options
+
+__all__ = [
+    "ConfigError",
+    "Config",
+    "MODEL_KEYS",
+    "DATA_KEYS",
+    "SECTIONS",
+    "CLI_OPTIONS",
+    "RESUMABLE",
+    "EXAMPLES_DIR",
+    "examples",
+    "example_path",
+    "load",
+    "load_text",
+    "parse_override",
+    "dumps",
+    "backend",
+]
+
+#: keys of ``[model]`` and what they mean
+MODEL_KEYS = {
+    "kind": "model class: Regressor, Classifier or Autoencoder",
+    "layers": "layer list: input size, then a size, [size, activation] or table per layer",
+    "loss": "loss name (default per kind: mse, xent, mse)",
+    "hidden_activation": "activation of hidden layers that name none",
+    "seed": "seed of the parameter initialisation",
+    "dtype": "float32 or float64",
+    "mode": "PyTensor mode (NUMBA, FAST_COMPILE, JAX, CVM, ...); default PyTensor's (Numba)",
+}
+#: keys of ``[data]`` and what they mean
+DATA_KEYS = {
+    "builtin": "a data set shipped with trainkit: digits",
+    "train": "training data: a .npz, .csv or .npy file, or {x = 'x.npy', y = 'y.npy'}",
+    "valid": "validation data, in the same forms as train",
+    "x": "array name (.npz) or column name(s) (.csv) of the inputs",
+    "y": "array name (.npz) or column name(s) (.csv) of the targets",
+    "weights": "array name (.npz) or column name (.csv) of the sample weights",
+    "valid_fraction": "fraction of the training data held out for validation (no valid file)",
+    "split_seed": "seed of the validation split",
+}
+#: the sections of a config and what they hold
+SECTIONS = {
+    "model": MODEL_KEYS,
+    "data": DATA_KEYS,
+    "training": None,  # algo + optimizer hyperparameters, regularizers, trainer options
+}
+#: trainer options the command line sets itself, never a config
+CLI_OPTIONS = {
+    "run_dir": "--run-dir",
+    "save_progress": "--run-dir (checkpoint.npz in the run directory)",
+    "resume": "--resume",
+    "callbacks": "the command line",
+}
+#: ``[training]`` keys that may change when a run is resumed
+RESUMABLE = ("max_updates", "max_epochs", "patience", "min_improvement", "save_every")
+RESUMABLE += ("progress", "log")
+KINDS = ("Regressor", "Classifier", "Autoencoder")
+BUILTIN = ("digits",)
+EXAMPLES_DIR = Path(__file__).parent / "examples"
+NONE = "none"
+
+
+class ConfigError(ValueError):
+    """A bad configuration; the message is one line: file, key, value, what is allowed."""
+
+
+# -- examples -------------------------------------------------------------------
+
+
+def examples():
+    """Shipped example configs: ``{name: (path, one-line description)}``, by name."""
+    found = {}
+    for path in sorted(EXAMPLES_DIR.glob("*.toml")):
+        lines = path.read_text(encoding="utf-8").splitlines()
+        first = next((ln.lstrip("# ").strip() for ln in lines if ln.startswith("#")), "")
+        found[path.stem] = (path, first)
+    return found
+
+
+def example_path(name):
+    """The path of the shipped example ``name``; ConfigError naming the closest."""
+    shipped = examples()
+    if name not in shipped:
+        raise ConfigError(unknown("--example", name, shipped, kind="example"))
+    return shipped[name][0]
+
+
+# -- TOML out ---------------------------------------------------------------------
+
+_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def _toml_key(key):
+    return key if _BARE_KEY.match(key) else json.dumps(key, ensure_ascii=False)
+
+
+def _toml_value(value):
+    if value is None:
+        return json.dumps(NONE)
+    if isinstance(value, bool | np.bool_):
+        return "true" if value else "false"
+    if isinstance(value, numbers.Integral):
+        return str(int(value))
+    if isinstance(value, numbers.Real):
+        value = float(value)
+        if math.isnan(value):
+            return "nan"
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return repr(value)
+    if isinstance(value, str | os.PathLike):
+        return json.dumps(os.fspath(value), ensure_ascii=False)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        items = ", ".join(f"{_toml_key(str(k))} = {_toml_value(v)}" for k, v in value.items())
+        return "{" + items + "}"
+    raise TypeError(f"dumps: cannot write {type(value).__name__} {value!r} as TOML")
+
+
+def dumps(sections, comments=()):
+    """TOML text for ``{section: {key: value}}`` (plain values, inline tables).
+
+    ``None`` is written as ``"none"``; ``comments`` become ``#`` lines on top.
+
+    >>> text = dumps({"training": {"algo": "adam", "noise": {"hid1:out": 0.1}, "patience": None}})
+    >>> print(text)
+    [training]
+    algo = "adam"
+    noise = {"hid1:out" = 0.1}
+    patience = "none"
+    <BLANKLINE>
+    >>> tomllib.loads(text)["training"]["noise"]
+    {'hid1:out': 0.1}
+    """
+    lines = [f"# {c}" if c else "#" for c in comments]
+    for name, values in sections.items():
+        if lines:
+            lines.append("")
+        lines.append(f"[{_toml_key(name)}]")
+        lines += [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in values.items()]
+    return "\n".join(lines) + "\n"
+
+
+# -- overrides ------------------------------------------------------------------
+
+
+def parse_override(text):
+    """``'training.weight_l2=1e-4'`` -> ``(['training', 'weight_l2'], 1e-4)``.
+
+    The value is read as a TOML value (numbers, booleans, strings in quotes,
+    arrays, inline tables); anything that is not one is a bare string, so
+    ``training.algo=adam`` works. Quote a string that looks like a number:
+    ``training.save_every='"100"'``.
+
+    >>> parse_override("model.layers=[8, {size = 4, form = 'rnn'}, 10]")
+    (['model', 'layers'], [8, {'size': 4, 'form': 'rnn'}, 10])
+    >>> parse_override("training.algo=adam")
+    (['training', 'algo'], 'adam')
+    """
+    if "=" not in text:
+        raise ConfigError(f"--set {text}: expected SECTION.KEY=VALUE, e.g. training.weight_l2=1e-4")
+    key, raw = text.split("=", 1)
+    path = [part.strip() for part in key.strip().split(".")]
+    if len(path) < 2 or not all(path):
+        raise ConfigError(
+            f"--set {text}: the key must be SECTION.KEY (sections: {', '.join(SECTIONS)}), "
+            f"got {key.strip()!r}"
+        )
+    raw = raw.strip()
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    return path, value
+
+
+# -- the config -------------------------------------------------------------------
+
+
+def _none(value):
+    return None if isinstance(value, str) and value.lower() == NONE else value
+
+
+def _kind_of(value):
+    names = {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}
+    names.update({list: "an array", dict: "a table"})
+    return names.get(type(value), type(value).__name__)
+
+
+@dataclass
+class Config:
+    """A run configuration, checked section by section.
+
+    Attributes
+    ----------
+    source : str
+        What messages call the config (the file as given).
+    base_dir : Path
+        Where relative data paths in the file are resolved.
+    model, data, training : dict
+        The sections as read (after ``--set`` overrides), data paths absolute.
+    overridden : set of str
+        Dotted keys that came from ``--set`` (messages name ``--set`` for them).
+    """
+
+    source: str
+    base_dir: Path
+    model: dict = field(default_factory=dict)
+    data: dict = field(default_factory=dict)
+    training: dict = field(default_factory=dict)
+    overridden: set = field(default_factory=set)
+
+    # -- messages ---------------------------------------------------------------
+
+    def where(self, section, key=None):
+        """``'run.toml: training.weight_l2'``, or ``'--set training.weight_l2'``."""
+        dotted = section if key is None else f"{section}.{key}"
+        if key is not None and dotted in self.overridden:
+            return f"--set {dotted}"
+        return f"{self.source}: {dotted}"
+
+    def error(self, section, key, message):
+        return ConfigError(f"{self.where(section, key)}: {message}")
+
+    def rephrase(self, section, error, keys=()):
+        """A library error as a ConfigError naming the file and the key it is about.
+
+        The library's messages start with the keyword they are about
+        (``'weight_l2: weight must be ...'``); that keyword becomes
+        ``file: section.keyword``.
+        """
+        message = str(error)
+        for key in sorted(keys, key=len, reverse=True):
+            if message.startswith(key) and message[len(key) : len(key) + 1] in (":", "["):
+                rest = message[len(key) :]
+                if rest.startswith(":"):
+                    rest = rest[1:].lstrip()
+                    return ConfigError(f"{self.where(section, key)}: {rest}")
+                return ConfigError(f"{self.where(section, key)}{rest}")
+        return ConfigError(f"{self.where(section)}: {message}")
+
+    # -- sections ---------------------------------------------------------------
+
+    def as_dict(self):
+        """The sections as a plain dict (what :func:`dumps` writes)."""
+        sections = {"model": self.model, "data": self.data, "training": self.training}
+        return copy.deepcopy({k: v for k, v in sections.items() if v or k != "data"})
+
+    @property
+    def kind(self):
+        return self.model["kind"]
+
+    @property
+    def algo(self):
+        return self.training.get("algo", "rmsprop")
+
+    @property
+    def mode(self):
+        """The PyTensor mode (``[model] mode``, else ``[training] mode``), or None."""
+        mode = _none(self.model.get("mode"))
+        return mode if mode is not None else _none(self.training.get("mode"))
+
+    def model_kwargs(self):
+        """Keyword arguments of the model class (``kind`` left out)."""
+        kwargs = {}
+        for key, value in self.model.items():
+            if key == "kind":
+                continue
+            value = _none(value)
+            if key == "layers":
+                value = [tuple(v) if isinstance(v, list) else v for v in value]
+            kwargs[key] = value
+        return kwargs
+
+    def training_kwargs(self):
+        """Keyword arguments of ``net.train`` (``algo`` left out; ``"none"`` is None)."""
+        return {k: _none(v) for k, v in self.training.items() if k != "algo"}
+
+    def network(self):
+        """Build the model (no compiling); ConfigError for a bad ``[model]``."""
+        from .networks import Autoencoder, Classifier, Regressor
+
+        cls = {c.__name__: c for c in (Regressor, Classifier, Autoencoder)}[self.kind]
+        try:
+            with backend(self.mode):
+                return cls(**self.model_kwargs())
+        except (ValueError, TypeError) as error:
+            message = str(error)
+            if message.startswith(f"{self.kind}: "):
+                message = message[len(self.kind) + 2 :]
+            raise self.rephrase("model", message, MODEL_KEYS) from error
+
+    def check_training(self, graph=None):
+        """Check ``[training]`` without compiling: ``(hyper, regularizers, trainer options)``.
+
+        Unknown keys, keys of another optimizer, keys the command line sets,
+        hyperparameters that are not numbers, regularizer arguments, trainer
+        option values and the learning-rate schedule are checked; with
+        ``graph``, every regularizer's (and monitor's) selection too.
+        """
+        from . import monitors, schedules
+        from .assembly import split_kwargs
+
+        algo = self.algo
+        if not isinstance(algo, str):
+            raise self.error("training", "algo", f"expected a string, got {algo!r}")
+        try:
+            allowed = optimizers.hyperparameters(algo)
+        except ValueError as error:
+            raise self.rephrase("training", error, ["algo"]) from None
+        kwargs = self.training_kwargs()
+        reg_names = set(regularizers.names())
+        for key, value in kwargs.items():
+            if key in CLI_OPTIONS:
+                raise self.error(
+                    "training", key, f"is set by the command line ({CLI_OPTIONS[key]}); remove it"
+                )
+            if key in allowed:
+                if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                    raise self.error(
+                        "training",
+                        key,
+                        f"{algo}'s hyperparameter must be a number, got {_kind_of(value)} "
+                        f"{value!r}",
+                    )
+            elif key not in reg_names and key not in options.OPTIONS:
+                owners = [a for a in optimizers.names() if key in optimizers.hyperparameters(a)]
+                if owners:
+                    raise self.error(
+                        "training",
+                        key,
+                        f"not a hyperparameter of {algo} (it belongs to {listing(owners)}); "
+                        f"{algo} takes {listing(allowed) or 'none'}",
+                    )
+                valid = [*allowed, "algo", *sorted(reg_names), *sorted(options.OPTIONS)]
+                near = closest(key, [v for v in valid if v not in CLI_OPTIONS])
+                hint = f" (closest: {', '.join(near)})" if near else ""
+                raise self.error(
+                    "training",
+                    key,
+                    f"unknown key; it is not a hyperparameter of {algo}, a regularizer or a "
+                    f"trainer option{hint}",
+                )
+        keys = ["algo", *kwargs]
+        try:
+            hyper, regs, trainer_kwargs = split_kwargs(algo, **kwargs)
+            # the command line always writes a checkpoint (save_every needs one)
+            opts = options.parse({**trainer_kwargs, "save_progress": "checkpoint.npz"})
+            if opts.lr_schedule is not None:
+                schedules.build(
+                    opts.lr_schedule,
+                    float(hyper.get("learning_rate", 1e-3)),
+                    warmup=opts.lr_warmup,
+                    total_steps=opts.max_updates,
+                )
+            if graph is not None:
+                for reg in regs:
+                    reg.targets(graph)
+                monitors.build(opts.monitors, graph)
+        except (ValueError, TypeError) as error:
+            raise self.rephrase("training", error, keys) from error
+        return hyper, regs, trainer_kwargs
+
+
+@contextlib.contextmanager
+def backend(mode):
+    """Make ``mode`` PyTensor's default mode while the block runs (None: leave it).
+
+    A network's ``mode`` argument compiles its own functions, but scan's inner
+    loops and composite ops (softmax) compile with ``pytensor.config.mode``;
+    the command line owns its process, so it sets both.
+    """
+    if mode is None:
+        yield
+        return
+    import pytensor
+
+    with pytensor.config.change_flags(mode=mode):
+        yield
+
+
+# -- reading ----------------------------------------------------------------------
+
+
+def _check_keys(config, section, values, allowed):
+    for key in values:
+        if key not in allowed:
+            near = closest(key, allowed)
+            hint = f" (closest: {', '.join(near)})" if near else ""
+            raise config.error(
+                section, key, f"unknown key; [{section}] takes {', '.join(allowed)}{hint}"
+            )
+
+
+def _expect(config, section, key, value, kinds, what, allow_none=False):
+    if allow_none and _none(value) is None:
+        return
+    if isinstance(value, bool) and bool not in kinds:
+        ok = False
+    else:
+        ok = isinstance(value, kinds)
+    if not ok:
+        raise config.error(section, key, f"expected {what}, got {_kind_of(value)} {value!r}")
+
+
+def _check_model(config):
+    model = config.model
+    _check_keys(config, "model", model, MODEL_KEYS)
+    for key in ("kind", "layers"):
+        if key not in model:
+            raise ConfigError(
+                f"{config.source}: model.{key}: missing; [model] needs kind "
+                f"({', '.join(KINDS)}) and layers"
+            )
+    kind = model["kind"]
+    _expect(config, "model", "kind", kind, (str,), "a string")
+    if kind not in KINDS:
+        raise config.error("model", "kind", unknown("", kind, KINDS, kind="model kind")[2:])
+    _expect(config, "model", "layers", model["layers"], (list,), "an array of layers")
+    for key in ("loss", "hidden_activation", "dtype", "mode"):
+        if key in model:
+            _expect(config, "model", key, model[key], (str,), "a string", allow_none=True)
+    if "seed" in model:
+        _expect(config, "model", "seed", model["seed"], (int,), "an integer")
+    mode = _none(model.get("mode"))
+    if mode is not None:
+        from pytensor.compile.mode import predefined_modes
+
+        known = ["FAST_RUN", *predefined_modes]
+        if mode not in known:
+            raise config.error("model", "mode", unknown("", mode, known, kind="mode")[2:])
+
+
+def _check_data(config):
+    data = config.data
+    _check_keys(config, "data", data, DATA_KEYS)
+    if "builtin" in data:
+        name = data["builtin"]
+        _expect(config, "data", "builtin", name, (str,), "a string")
+        if name not in BUILTIN:
+            raise config.error("data", "builtin", unknown("", name, BUILTIN, kind="data set")[2:])
+        clash = [k for k in ("train", "valid", "x", "y", "weights") if k in data]
+        if clash:
+            raise config.error(
+                "data", clash[0], f"not with builtin = {name!r} (it brings its own arrays)"
+            )
+    elif data and "train" not in data:
+        raise ConfigError(
+            f"{config.source}: data.train: missing; [data] needs train (a file) or builtin"
+        )
+    for key in ("train", "valid"):
+        if key not in data:
+            continue
+        value = data[key]
+        _expect(config, "data", key, value, (str, dict), "a file path or a table of .npy files")
+    for key in ("x", "y", "weights"):
+        if key in data:
+            value = data[key]
+            ok = isinstance(value, str) or (
+                isinstance(value, list) and value and all(isinstance(v, str) for v in value)
+            )
+            if not ok:
+                raise config.error(
+                    "data",
+                    key,
+                    f"expected an array or column name, or an array of column names, got "
+                    f"{_kind_of(value)} {value!r}",
+                )
+    if "valid_fraction" in data:
+        fraction = data["valid_fraction"]
+        _expect(config, "data", "valid_fraction", fraction, (int, float), "a number")
+        if not 0 < fraction < 1:
+            raise config.error(
+                "data", "valid_fraction", f"must be between 0 and 1 (exclusive), got {fraction!r}"
+            )
+        if "valid" in data:
+            raise config.error("data", "valid_fraction", "give valid or valid_fraction, not both")
+    if "split_seed" in data:
+        seed = data["split_seed"]
+        _expect(config, "data", "split_seed", seed, (int,), "an integer")
+        if seed < 0:
+            raise config.error("data", "split_seed", f"must be >= 0, got {seed}")
+
+
+def _check_tables(config, section, key, value):
+    """Check that a table of per-role .npy files names only x, y, weights."""
+    if isinstance(value, dict):
+        for role, path in value.items():
+            if role not in ("x", "y", "weights"):
+                near = closest(role, ["x", "y", "weights"])
+                hint = f" (closest: {', '.join(near)})" if near else ""
+                raise config.error(
+                    section, f"{key}.{role}", f"unknown array role; use x, y, weights{hint}"
+                )
+            _expect(config, section, f"{key}.{role}", path, (str,), "a file path")
+
+
+def _absolute(value, base):
+    def one(path):
+        path = Path(os.path.expanduser(path))
+        return os.fspath(path if path.is_absolute() else (base / path).resolve())
+
+    if isinstance(value, str):
+        return one(value)
+    if isinstance(value, dict):
+        return {k: one(v) if isinstance(v, str) else v for k, v in value.items()}
+    return value
+
+
+def _apply_override(config, path, value):
+    section, *keys = path
+    if section not in SECTIONS:
+        near = closest(section, SECTIONS)
+        hint = f" (closest: {', '.join(near)})" if near else ""
+        raise ConfigError(
+            f"--set {'.'.join(path)}: unknown section {section!r}; sections are "
+            f"{', '.join(SECTIONS)}{hint}"
+        )
+    target = getattr(config, section)
+    for key in keys[:-1]:
+        if not isinstance(target.get(key), dict):
+            target[key] = {}
+        target = target[key]
+    if section == "data" and keys[0] in ("train", "valid"):
+        value = _absolute(value, Path.cwd())
+    target[keys[-1]] = value
+    config.overridden.add(f"{section}.{keys[0]}")
+
+
+def load_text(text, source="<config>", base_dir=".", overrides=()):
+    """Read and check a config from TOML ``text`` (see :func:`load`)."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{source}: not valid TOML: {error}") from None
+    config = Config(source=source, base_dir=Path(base_dir).resolve())
+    for name, values in raw.items():
+        if name not in SECTIONS:
+            near = closest(name, SECTIONS)
+            hint = f" (closest: {', '.join(near)})" if near else ""
+            raise ConfigError(
+                f"{source}: [{name}]: unknown section; sections are {', '.join(SECTIONS)}{hint}"
+            )
+        if not isinstance(values, dict):
+            raise ConfigError(f"{source}: {name}: expected a [{name}] table, got {values!r}")
+        setattr(config, name, values)
+    for key in ("train", "valid"):
+        if key in config.data:
+            config.data[key] = _absolute(config.data[key], config.base_dir)
+    for override in overrides:
+        path, value = parse_override(override) if isinstance(override, str) else override
+        _apply_override(config, path, value)
+    if not config.model:
+        raise ConfigError(f"{source}: [model]: missing; a config needs [model] with kind, layers")
+    _check_model(config)
+    _check_data(config)
+    for key in ("train", "valid"):
+        if key in config.data:
+            _check_tables(config, "data", key, config.data[key])
+    return config
+
+
+def load(path=None, example=None, overrides=()):
+    """Read and check a config file (or the shipped example ``example``).
+
+    Parameters
+    ----------
+    path : str or Path, optional
+        The TOML file.
+    example : str, optional
+        Name of a shipped example (``trainkit list examples``), instead of ``path``.
+    overrides : sequence of str
+        ``SECTION.KEY=VALUE`` strings (``--set``), applied in order.
+
+    Returns
+    -------
+    Config
+
+    Raises
+    ------
+    ConfigError
+        Missing file, bad TOML, unknown section or key, wrong type.
+    """
+    if (path is None) == (example is None):
+        raise ConfigError("give a config file or --example NAME (one of them)")
+    if example is not None:
+        path = example_path(example)
+        source = os.fspath(path)
+    else:
+        source = os.fspath(path)
+        path = Path(path)
+        if path.is_dir():
+            raise ConfigError(f"{source}: is a directory, not a config file")
+        if not path.exists():
+            raise ConfigError(f"{source}: no such config file")
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{source}: cannot read the config ({error})") from None
+    return load_text(text, source=source, base_dir=Path(path).parent, overrides=overrides)

@@ -1,0 +1,145 @@
+"""Pictures of a training run: loss (and accuracy) per validation, as a PNG.
+
+The run directory's metrics file (``metrics.csv`` or ``metrics.jsonl``,
+written by the trainer's ``run_dir`` option) has one row per validation;
+:func:`plot_curves` draws the training and validation loss against the
+update step, and a second panel with any other metric both have (``acc``).
+matplotlib draws off-screen (the Agg canvas; pyplot is never imported), so
+it works on machines without a display.
+
+>>> rows = [{"step": 10, "train_loss": 1.0, "valid_loss": 1.2},
+...         {"step": 20, "train_loss": 0.5, "valid_loss": 0.7}]
+>>> figure = plot_curves(rows)
+>>> [(line.get_label(), line.get_ydata().tolist()) for line in figure.axes[0].lines]
+[('training', [1.0, 0.5]), ('validation', [1.2, 0.7])]
+"""
+
+import csv
+import json
+import math
+import os
+
+__all__ = ["METRICS_FILES", "read_metrics", "plot_curves", "plot_run"]
+
+#: the metrics files a run directory may hold, in the order they are looked for
+METRICS_FILES = ("metrics.csv", "metrics.jsonl")
+
+
+def _number(value):
+    if value is None or value == "":
+        return math.nan
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def read_metrics(run_dir):
+    """``(path, rows)``: the rows of the run's metrics file, values as floats.
+
+    Raises FileNotFoundError when ``run_dir`` holds neither metrics file.
+    """
+    run_dir = os.fspath(run_dir)
+    if not os.path.isdir(run_dir):
+        raise FileNotFoundError(f"{run_dir}: no such run directory")
+    for name in METRICS_FILES:
+        path = os.path.join(run_dir, name)
+        if os.path.exists(path):
+            break
+    else:
+        raise FileNotFoundError(
+            f"{run_dir}: no metrics file ({' or '.join(METRICS_FILES)}); is it a run directory?"
+        )
+    with open(path, newline="", encoding="utf-8") as file:
+        if path.endswith(".jsonl"):
+            raw = [json.loads(line) for line in file if line.strip()]
+        else:
+            raw = list(csv.DictReader(file))
+    rows = [{k: _number(v) for k, v in row.items()} for row in raw]
+    if not rows:
+        raise ValueError(f"{path}: no rows yet (nothing has been validated)")
+    if "step" not in rows[0]:
+        raise ValueError(f"{path}: no 'step' column; not a trainkit metrics file")
+    return path, rows
+
+
+def _pairs(rows):
+    """Metrics that both training and validation report, loss first."""
+    keys = list(rows[0])
+    names = [k[len("valid_") :] for k in keys if k.startswith("valid_")]
+    names = [n for n in names if f"train_{n}" in keys]
+    return sorted(
+        names, key=lambda n: (n != "loss", n not in ("acc", "accuracy"), keys.index(f"valid_{n}"))
+    )
+
+
+def plot_curves(rows, path=None, title=None):
+    """Draw training and validation curves; save a PNG to ``path`` if given.
+
+    Parameters
+    ----------
+    rows : list of dict
+        One dict per validation with ``step``, ``train_loss``, ``valid_loss``
+        and possibly more ``train_*``/``valid_*`` pairs.
+    path : str, optional
+        Where to write the PNG.
+    title : str, optional
+        Figure title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Its first axes holds the loss lines, labelled ``training`` and
+        ``validation``; a second axes, when there is one, the next metric
+        both report (``acc`` first).
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    names = _pairs(rows)
+    if "loss" not in names:
+        raise ValueError("plot: the metrics have no train_loss and valid_loss columns")
+    panels = names[:2] if len(names) > 1 and names[1] in ("acc", "accuracy") else ["loss"]
+    figure = Figure(figsize=(5.0 * len(panels) + 1.0, 4.0), dpi=100, layout="constrained")
+    FigureCanvasAgg(figure)
+    steps = [row["step"] for row in rows]
+    for i, name in enumerate(panels):
+        axes = figure.add_subplot(1, len(panels), i + 1)
+        train = [row[f"train_{name}"] for row in rows]
+        valid = [row[f"valid_{name}"] for row in rows]
+        axes.plot(steps, train, marker="o", markersize=3, color="tab:blue", label="training")
+        axes.plot(steps, valid, marker="o", markersize=3, color="tab:orange", label="validation")
+        finite = [(v, s) for v, s in zip(valid, steps, strict=True) if math.isfinite(v)]
+        if finite:
+            best = (min if name == "loss" else max)(finite)
+            axes.annotate(
+                f"best {best[0]:.4g}",
+                xy=(best[1], best[0]),
+                xytext=(0, 12 if name == "loss" else -14),
+                textcoords="offset points",
+                ha="center",
+                fontsize=8,
+            )
+        positive = [v for v in train + valid if math.isfinite(v)]
+        if name == "loss" and positive and min(positive) > 0 and max(positive) / min(positive) > 50:
+            axes.set_yscale("log")
+        axes.set_xlabel("update")
+        axes.set_ylabel(name)
+        axes.grid(True, alpha=0.3)
+        axes.legend()
+    if title:
+        figure.suptitle(title)
+    if path is not None:
+        figure.savefig(path, format="png")
+    return figure
+
+
+def plot_run(run_dir, path=None):
+    """Draw ``curves.png`` (or ``path``) from the run directory's metrics file.
+
+    Returns ``(figure, path written)``.
+    """
+    metrics_path, rows = read_metrics(run_dir)
+    path = os.path.join(os.fspath(run_dir), "curves.png") if path is None else os.fspath(path)
+    title = os.path.basename(os.path.abspath(run_dir))
+    return plot_curves(rows, path, title=title), path
