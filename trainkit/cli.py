@@ -30,9 +30,10 @@ import click
 import numpy as np
 import pytensor
 
-from . import __version__, config, datasets, plotting
+from . import __version__, config, datasets, introspect, plotting
 from .assembly import DEFAULT_LEARNING_RATE
 from .datasets import DataError
+from .introspect import value_text
 
 __all__ = ["cli", "main"]
 
@@ -307,13 +308,12 @@ def _train(cfg, net, data, run_dir, resume, began):
     reason = trainer.stop_reason or ""
     first = (clock.first or finished) - began
     timing = f"time {finished - began:.1f} s ({first:.1f} s to the first update: checks, compiling)"
-    if reason.startswith("interrupted by "):
-        signame = reason.split()[-1]
+    if trainer.interrupted:
         click.echo(
             f"{reason} after {trainer.step} updates; checkpoint saved; {timing}\n"
             f"continue with: trainkit train --resume --run-dir {run_dir}"
         )
-        code = {"SIGINT": 130, "SIGTERM": 143}.get(signame, 1)
+        code = {"SIGINT": 130, "SIGTERM": 143}.get(trainer.interrupted, 1)
         raise click.exceptions.Exit(code)
 
     net.save(run_dir / "model.npz")
@@ -332,20 +332,6 @@ def _train(cfg, net, data, run_dir, resume, began):
 
 
 # -- list ---------------------------------------------------------------------------
-
-
-def _default(value):
-    import inspect
-
-    if value is inspect.Parameter.empty:
-        return "(required)"
-    if value is None:
-        return "none"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return json.dumps(value)
-    return repr(value)
 
 
 def _first_line(obj):
@@ -385,7 +371,7 @@ def list_(what):
             hyper = optimizers.hyperparameters(name)
             if "learning_rate" in hyper:
                 hyper["learning_rate"] = DEFAULT_LEARNING_RATE
-            shown = " ".join(f"{k}={_default(v)}" for k, v in hyper.items()) or "(none)"
+            shown = " ".join(f"{k}={value_text(v)}" for k, v in hyper.items()) or "(none)"
             lines.append(f"  {'':<18} {shown}")
         blocks.append(lines)
     if "regularizers" in parts:
@@ -400,14 +386,14 @@ def list_(what):
         width = max(map(len, titles.values()))
         for name in canonical:
             lines.append(f"  {titles[name]:<{width}} {_first_line(regularizers.lookup(name))}")
-            args = " ".join(f"{k}={_default(v)}" for k, v in regularizers.arguments(name).items())
+            args = " ".join(f"{k}={value_text(v)}" for k, v in regularizers.arguments(name).items())
             lines.append(f"  {'':<{width}} {args}")
         blocks.append(lines)
     if "options" in parts:
         lines = ["trainer options  ([training] keys)"]
         for name, option in options.OPTIONS.items():
             note = " (set by the command line)" if name in config.CLI_OPTIONS else ""
-            default = f"{name} = {_default(option.default)}"
+            default = f"{name} = {value_text(option.default)}"
             lines.append(f"  {default:<30} {option.doc}{note}")
         blocks.append(lines)
     if "layers" in parts:
@@ -432,91 +418,6 @@ def list_(what):
 
 
 # -- describe -----------------------------------------------------------------------
-
-
-def _shape_text(var, net, name):
-    if name == f"{net.input_name}:out":
-        last = net.n_in
-    else:
-        last = var.type.shape[-1] if var.ndim else None
-    axes = {1: ["batch"], 2: ["batch"], 3: ["batch", "time"]}.get(var.ndim, ["?"] * var.ndim)
-    if var.ndim == 1:
-        return "(batch,)"
-    return "(" + ", ".join([*axes, "?" if last is None else str(last)]) + ")"
-
-
-def _model_info(net):
-    graph = net.graph()
-    layers = [{"name": net.input_name, "form": "input", "size": net.n_in}]
-    for layer in net.layers:
-        layers.append(
-            {
-                "name": layer.name,
-                "form": layer.form,
-                "size": layer.size,
-                "activation": layer.activation,
-                **layer.config_options,
-            }
-        )
-    params = []
-    for name, p in graph.params.items():
-        shape = list(p.get_value(borrow=True).shape)
-        params.append({"name": name, "shape": shape, "size": int(np.prod(shape))})
-    outputs = []
-    for name, var in graph.outputs.items():
-        tags = []
-        if name == f"{net.input_name}:out":
-            tags.append("input")
-        if name in graph.hidden:
-            tags.append("hidden")
-        if name in graph.recurrent:
-            tags.append("recurrent")
-        if name == net.output_name:
-            tags.append("output")
-        outputs.append({"name": name, "shape": _shape_text(var, net, name), "tags": tags})
-    return {
-        "kind": type(net).__name__,
-        "loss": net.loss_name,
-        "dtype": net.dtype,
-        "layers": layers,
-        "parameters": params,
-        "outputs": outputs,
-    }
-
-
-def _table(rows, indent="  "):
-    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
-    lines = []
-    for row in rows:
-        cells = [str(c).ljust(w) for c, w in zip(row, widths, strict=True)]
-        lines.append((indent + "  ".join(cells)).rstrip())
-    return lines
-
-
-def _model_text(info):
-    total = sum(p["size"] for p in info["parameters"])
-    lines = [f"{info['kind']}: loss {info['loss']}, dtype {info['dtype']}, {total:,} parameters"]
-    lines += ["", "layers"]
-    rows = []
-    for layer in info["layers"]:
-        extra = {k: v for k, v in layer.items() if k not in ("name", "form", "size", "activation")}
-        options = " ".join(f"{k}={json.dumps(v)}" for k, v in extra.items())
-        rows.append(
-            [layer["name"], layer["form"], layer["size"], layer.get("activation", ""), options]
-        )
-    lines += _table(rows)
-    lines += ["", "parameters  (patterns of weight_*, max_norm, max_*gradient*; default: ndim > 1)"]
-    lines += _table(
-        [[p["name"], "x".join(map(str, p["shape"])), f"{p['size']:,}"] for p in info["parameters"]]
-    )
-    lines += ["", "outputs  (patterns of hidden_*, recurrent_*, noise, dropout, contractive)"]
-    lines += _table([[o["name"], o["shape"], " ".join(o["tags"])] for o in info["outputs"]])
-    lines += [
-        "",
-        "Patterns are shell globs over these names, e.g. "
-        'weight_l2 = {weight = 1e-4, pattern = "hid*.w"}.',
-    ]
-    return "\n".join(lines)
 
 
 def _network_from(target, example, overrides, mode=None):
@@ -558,130 +459,11 @@ def describe(target, example, overrides, as_json):
     match: parameters LAYER.PARAM (hid1.w), outputs LAYER:OUTPUT (hid1:out).
     """
     net, _ = _network_from(target, example, overrides)
-    info = _model_info(net)
-    click.echo(json.dumps(info, indent=2) if as_json else _model_text(info))
+    info = introspect.model_info(net)
+    click.echo(json.dumps(info, indent=2) if as_json else introspect.model_text(info))
 
 
 # -- explain ------------------------------------------------------------------------
-
-HOOKS = (
-    ("modify_graph", "graph", "replaces outputs in the training graph (noise, dropout)"),
-    ("loss", "penalty", "adds weight x penalty to the loss"),
-    ("modify_gradients", "clip", "rescales or clips gradients"),
-    ("modify_updates", "constraint", "constrains parameters after each update"),
-)
-
-
-def _hooks(reg):
-    from regularizers.base import Regularizer
-
-    return [
-        short
-        for method, short, _ in HOOKS
-        if getattr(type(reg), method) is not getattr(Regularizer, method)
-    ]
-
-
-def _explain_info(cfg, net):
-    from . import optimizers, options
-
-    graph = net.graph()
-    hyper, regs, trainer_kwargs = cfg.check_training(graph)
-    defaults = optimizers.hyperparameters(cfg.algo)
-    hyper = {**{k: v for k, v in defaults.items()}, **hyper}
-    opts = {
-        k: v
-        for k, v in trainer_kwargs.items()
-        if k not in config.CLI_OPTIONS and v != options.OPTIONS[k].default
-    }
-    entries = []
-    for reg in regs:
-        label = reg.label or reg.name
-        entries.append(
-            {
-                "key": label,
-                "regularizer": reg.name,
-                "weight": reg.weight,
-                "pattern": None if reg.pattern is None else reg.pattern.spec,
-                "kind": reg.kind,
-                "hooks": _hooks(reg),
-                "targets": list(reg.targets(graph)),
-                "arguments": {
-                    k: v for k, v in reg.config().items() if k not in ("weight", "pattern")
-                },
-            }
-        )
-    params = []
-    for name, p in graph.params.items():
-        row = {"name": name, "shape": list(p.get_value(borrow=True).shape)}
-        for _, short, _ in HOOKS[1:]:
-            row[short] = [
-                e["key"]
-                for e in entries
-                if short in e["hooks"] and e["kind"] == "parameter" and name in e["targets"]
-            ]
-        params.append(row)
-    outputs = []
-    for name in [*graph.outputs, *graph.inputs]:
-        row = {"name": name}
-        for short in ("penalty", "graph"):
-            row[short] = [
-                e["key"]
-                for e in entries
-                if short in e["hooks"] and e["kind"] != "parameter" and name in e["targets"]
-            ]
-        if row["penalty"] or row["graph"]:
-            outputs.append(row)
-    return {
-        "config": cfg.source,
-        "algo": cfg.algo,
-        "hyperparameters": hyper,
-        "trainer_options": opts,
-        "regularizers": entries,
-        "parameters": params,
-        "outputs": outputs,
-    }
-
-
-def _explain_text(info):
-    hyper = ", ".join(f"{k}={v!r}" for k, v in info["hyperparameters"].items())
-    lines = [
-        f"{info['config']}: nothing is compiled or trained",
-        f"optimizer: {info['algo']}({hyper})",
-    ]
-    if info["trainer_options"]:
-        shown = ", ".join(f"{k}={v!r}" for k, v in info["trainer_options"].items())
-        lines.append(f"trainer options: {shown}")
-    lines += ["", "regularizers"]
-    if not info["regularizers"]:
-        lines.append("  (none)")
-    meaning = {short: text for _, short, text in HOOKS}
-    for e in info["regularizers"]:
-        selection = f"pattern {e['pattern']!r}" if e["pattern"] is not None else "default"
-        args = "".join(f", {k}={_default(v)}" for k, v in e["arguments"].items() if v is not None)
-        lines.append(f"  {e['key']} (weight {e['weight']:g}{args}): {', '.join(e['hooks'])}")
-        lines.append(f"      {'; '.join(meaning[h] for h in e['hooks'])}")
-        lines.append(f"      {e['kind']}s ({selection}): {', '.join(e['targets'])}")
-    lines += ["", "parameters"]
-    rows = [["name", "shape", "penalties", "clips", "constraints"]]
-    for p in info["parameters"]:
-        rows.append(
-            [
-                p["name"],
-                "x".join(map(str, p["shape"])),
-                ", ".join(p["penalty"]) or "-",
-                ", ".join(p["clip"]) or "-",
-                ", ".join(p["constraint"]) or "-",
-            ]
-        )
-    lines += _table(rows)
-    if info["outputs"]:
-        lines += ["", "outputs"]
-        rows = [["name", "penalties", "noise/dropout (training only)"]]
-        for o in info["outputs"]:
-            rows.append([o["name"], ", ".join(o["penalty"]) or "-", ", ".join(o["graph"]) or "-"])
-        lines += _table(rows)
-    return "\n".join(lines)
 
 
 @cli.command()
@@ -701,8 +483,10 @@ def explain(config_path, example, overrides, as_json):
     cfg = _load_config(config_path, example, overrides)
     with config.backend(cfg.mode):
         net = cfg.network()
-        info = _explain_info(cfg, net)
-    click.echo(json.dumps(info, indent=2, default=str) if as_json else _explain_text(info))
+        info = introspect.explain_info(cfg, net)
+    click.echo(
+        json.dumps(info, indent=2, default=str) if as_json else introspect.explain_text(info)
+    )
 
 
 # -- predict, plot -------------------------------------------------------------------

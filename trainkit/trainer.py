@@ -115,9 +115,9 @@ class _SignalGuard:
 
     def handle(self, signum, frame):
         name = signal.Signals(signum).name
-        if self.trainer._stop_signal == name and signum == signal.SIGINT:
+        if self.trainer.interrupted == name and signum == signal.SIGINT:
             raise KeyboardInterrupt
-        self.trainer._stop_signal = name
+        self.trainer.interrupted = name
 
 
 class Trainer:
@@ -260,7 +260,8 @@ class Trainer:
         self.dataset = None
         self._window = None
         self._window_count = 0
-        self._stop_signal = None
+        #: the signal that interrupted training ('SIGINT', 'SIGTERM'), or None
+        self.interrupted = None
         self._final_saved = False
         if self.schedule is not None:
             self.schedule.set_state(self._schedule_start)
@@ -459,10 +460,10 @@ class Trainer:
                     guard.uninstall()
                     yield pair
                     guard.install()
-                if self._stop_signal and self.stop_reason is None:
-                    self.stop_reason = f"interrupted by {self._stop_signal}"
+                if self.interrupted and self.stop_reason is None:
+                    self.stop_reason = f"interrupted by {self.interrupted}"
             self._save_final()
-            if self.validated_at != self.step and self.step > 0 and not self._stop_signal:
+            if self.validated_at != self.step and self.step > 0 and not self.interrupted:
                 self.elapsed = time.monotonic() - started
                 pair = self._validate(valid_ds)
                 self._call(hooks, "on_validation", *pair)

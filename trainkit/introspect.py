@@ -1,0 +1,239 @@
+"""What ``trainkit describe`` and ``trainkit explain`` report, as data and as text.
+
+Nothing here compiles: both read a built network's graph (names, shapes, hidden
+and recurrent marks) and, for ``explain``, what each regularizer of a config
+selects and which hook it uses.
+"""
+
+import inspect
+import json
+
+import numpy as np
+
+from regularizers.base import Regularizer
+
+from . import config, optimizers, options
+
+__all__ = [
+    "HOOKS",
+    "model_info",
+    "model_text",
+    "explain_info",
+    "explain_text",
+    "table",
+    "value_text",
+]
+
+
+def value_text(value):
+    """A default value as the command line shows it (TOML-like)."""
+    if value is inspect.Parameter.empty:
+        return "(required)"
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value)
+    return repr(value)
+
+
+def shape_text(var, net, name):
+    if name == f"{net.input_name}:out":
+        last = net.n_in
+    else:
+        last = var.type.shape[-1] if var.ndim else None
+    axes = {1: ["batch"], 2: ["batch"], 3: ["batch", "time"]}.get(var.ndim, ["?"] * var.ndim)
+    if var.ndim == 1:
+        return "(batch,)"
+    return "(" + ", ".join([*axes, "?" if last is None else str(last)]) + ")"
+
+
+def model_info(net):
+    graph = net.graph()
+    layers = [{"name": net.input_name, "form": "input", "size": net.n_in}]
+    for layer in net.layers:
+        layers.append(
+            {
+                "name": layer.name,
+                "form": layer.form,
+                "size": layer.size,
+                "activation": layer.activation,
+                **layer.config_options,
+            }
+        )
+    params = []
+    for name, p in graph.params.items():
+        shape = list(p.get_value(borrow=True).shape)
+        params.append({"name": name, "shape": shape, "size": int(np.prod(shape))})
+    outputs = []
+    for name, var in graph.outputs.items():
+        tags = []
+        if name == f"{net.input_name}:out":
+            tags.append("input")
+        if name in graph.hidden:
+            tags.append("hidden")
+        if name in graph.recurrent:
+            tags.append("recurrent")
+        if name == net.output_name:
+            tags.append("output")
+        outputs.append({"name": name, "shape": shape_text(var, net, name), "tags": tags})
+    return {
+        "kind": type(net).__name__,
+        "loss": net.loss_name,
+        "dtype": net.dtype,
+        "layers": layers,
+        "parameters": params,
+        "outputs": outputs,
+    }
+
+
+def table(rows, indent="  "):
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
+    lines = []
+    for row in rows:
+        cells = [str(c).ljust(w) for c, w in zip(row, widths, strict=True)]
+        lines.append((indent + "  ".join(cells)).rstrip())
+    return lines
+
+
+def model_text(info):
+    total = sum(p["size"] for p in info["parameters"])
+    lines = [f"{info['kind']}: loss {info['loss']}, dtype {info['dtype']}, {total:,} parameters"]
+    lines += ["", "layers"]
+    rows = []
+    for layer in info["layers"]:
+        extra = {k: v for k, v in layer.items() if k not in ("name", "form", "size", "activation")}
+        options = " ".join(f"{k}={json.dumps(v)}" for k, v in extra.items())
+        rows.append(
+            [layer["name"], layer["form"], layer["size"], layer.get("activation", ""), options]
+        )
+    lines += table(rows)
+    lines += ["", "parameters  (patterns of weight_*, max_norm, max_*gradient*; default: ndim > 1)"]
+    lines += table(
+        [[p["name"], "x".join(map(str, p["shape"])), f"{p['size']:,}"] for p in info["parameters"]]
+    )
+    lines += ["", "outputs  (patterns of hidden_*, recurrent_*, noise, dropout, contractive)"]
+    lines += table([[o["name"], o["shape"], " ".join(o["tags"])] for o in info["outputs"]])
+    lines += [
+        "",
+        "Patterns are shell globs over these names, e.g. "
+        'weight_l2 = {weight = 1e-4, pattern = "hid*.w"}.',
+    ]
+    return "\n".join(lines)
+
+
+HOOKS = (
+    ("modify_graph", "graph", "replaces outputs in the training graph (noise, dropout)"),
+    ("loss", "penalty", "adds weight x penalty to the loss"),
+    ("modify_gradients", "clip", "rescales or clips gradients"),
+    ("modify_updates", "constraint", "constrains parameters after each update"),
+)
+
+
+def hooks_of(reg):
+    return [
+        short
+        for method, short, _ in HOOKS
+        if getattr(type(reg), method) is not getattr(Regularizer, method)
+    ]
+
+
+def explain_info(cfg, net):
+    graph = net.graph()
+    hyper, regs, trainer_kwargs = cfg.check_training(graph)
+    defaults = optimizers.hyperparameters(cfg.algo)
+    hyper = {**{k: v for k, v in defaults.items()}, **hyper}
+    opts = {
+        k: v
+        for k, v in trainer_kwargs.items()
+        if k not in config.CLI_OPTIONS and v != options.OPTIONS[k].default
+    }
+    entries = []
+    for reg in regs:
+        label = reg.label or reg.name
+        entries.append(
+            {
+                "key": label,
+                "regularizer": reg.name,
+                "weight": reg.weight,
+                "pattern": None if reg.pattern is None else reg.pattern.spec,
+                "kind": reg.kind,
+                "hooks": hooks_of(reg),
+                "targets": list(reg.targets(graph)),
+                "arguments": {
+                    k: v for k, v in reg.config().items() if k not in ("weight", "pattern")
+                },
+            }
+        )
+    params = []
+    for name, p in graph.params.items():
+        row = {"name": name, "shape": list(p.get_value(borrow=True).shape)}
+        for _, short, _ in HOOKS[1:]:
+            row[short] = [
+                e["key"]
+                for e in entries
+                if short in e["hooks"] and e["kind"] == "parameter" and name in e["targets"]
+            ]
+        params.append(row)
+    outputs = []
+    for name in [*graph.outputs, *graph.inputs]:
+        row = {"name": name}
+        for short in ("penalty", "graph"):
+            row[short] = [
+                e["key"]
+                for e in entries
+                if short in e["hooks"] and e["kind"] != "parameter" and name in e["targets"]
+            ]
+        if row["penalty"] or row["graph"]:
+            outputs.append(row)
+    return {
+        "config": cfg.source,
+        "algo": cfg.algo,
+        "hyperparameters": hyper,
+        "trainer_options": opts,
+        "regularizers": entries,
+        "parameters": params,
+        "outputs": outputs,
+    }
+
+
+def explain_text(info):
+    hyper = ", ".join(f"{k}={v!r}" for k, v in info["hyperparameters"].items())
+    lines = [
+        f"{info['config']}: nothing is compiled or trained",
+        f"optimizer: {info['algo']}({hyper})",
+    ]
+    if info["trainer_options"]:
+        shown = ", ".join(f"{k}={v!r}" for k, v in info["trainer_options"].items())
+        lines.append(f"trainer options: {shown}")
+    lines += ["", "regularizers"]
+    if not info["regularizers"]:
+        lines.append("  (none)")
+    meaning = {short: text for _, short, text in HOOKS}
+    for e in info["regularizers"]:
+        selection = f"pattern {e['pattern']!r}" if e["pattern"] is not None else "default"
+        args = "".join(f", {k}={value_text(v)}" for k, v in e["arguments"].items() if v is not None)
+        lines.append(f"  {e['key']} (weight {e['weight']:g}{args}): {', '.join(e['hooks'])}")
+        lines.append(f"      {'; '.join(meaning[h] for h in e['hooks'])}")
+        lines.append(f"      {e['kind']}s ({selection}): {', '.join(e['targets'])}")
+    lines += ["", "parameters"]
+    rows = [["name", "shape", "penalties", "clips", "constraints"]]
+    for p in info["parameters"]:
+        rows.append(
+            [
+                p["name"],
+                "x".join(map(str, p["shape"])),
+                ", ".join(p["penalty"]) or "-",
+                ", ".join(p["clip"]) or "-",
+                ", ".join(p["constraint"]) or "-",
+            ]
+        )
+    lines += table(rows)
+    if info["outputs"]:
+        lines += ["", "outputs"]
+        rows = [["name", "penalties", "noise/dropout (training only)"]]
+        for o in info["outputs"]:
+            rows.append([o["name"], ", ".join(o["penalty"]) or "-", ", ".join(o["graph"]) or "-"])
+        lines += table(rows)
+    return "\n".join(lines)
