@@ -44,3 +44,26 @@ def test_readme_names_every_option_regularizer_and_optimizer():
     names = [*OPTIONS, *regularizers.names(), *optimizers.names()]
     missing = [name for name in names if f"`{name}`" not in readme]
     assert not missing, f"README.md does not mention {missing}"
+
+
+def test_readme_config_is_valid(tmp_path):
+    """The TOML config shown in the README passes `trainkit explain`."""
+    import re
+
+    import numpy as np
+    from click.testing import CliRunner
+
+    from trainkit.cli import cli
+
+    readme = (SCRIPTS.parent / "README.md").read_text(encoding="utf-8")
+    (block,) = re.findall(r"```toml\n(.*?)```", readme, flags=re.S)
+    (tmp_path / "run.toml").write_text(block, encoding="utf-8")
+    rng = np.random.default_rng(0)
+    np.savez(
+        tmp_path / "digits.npz",
+        images=rng.uniform(size=(20, 8, 8)).astype("float32"),
+        labels=np.arange(20) % 10,
+    )
+    result = CliRunner().invoke(cli, ["explain", str(tmp_path / "run.toml")])
+    assert result.exit_code == 0, result.output
+    assert "recurrent_norm" in result.output and "hid1.hh" in result.output
