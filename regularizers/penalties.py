@@ -184,13 +184,25 @@ class _RecurrentPenalty(_OutputPenalty):
     def targets(self, graph):
         names = super().targets(graph)
         for name in names:
-            ndim = graph.outputs[name].ndim
-            if ndim != 3:
+            var = graph.outputs[name]
+            if var.ndim != 3:
                 raise ValueError(
-                    f"{self.label or self.name}: output {name!r} has {ndim} dimension(s); "
+                    f"{self.label or self.name}: output {name!r} has {var.ndim} dimension(s); "
                     f"recurrent penalties need (batch, time, units) tensors"
                 )
+            steps = var.type.shape[1]
+            if steps is not None and steps < 2:
+                raise ValueError(
+                    f"{self.label or self.name}: output {name!r} has {steps} time step; "
+                    f"recurrent penalties compare consecutive steps and need at least 2"
+                )
         return names
+
+
+def _mean_or_zero(z):
+    """Mean of ``z``, or 0 when it is empty (sequences of one step have no changes)."""
+    count = pt.cast(pt.maximum(z.size, 1), z.dtype)
+    return pt.sum(z) / count
 
 
 def _norm(z):
@@ -235,7 +247,7 @@ class RecurrentState(_RecurrentPenalty):
         super().__init__(weight, pattern)
 
     def penalty(self, tensor):
-        return pt.mean(pt.sqr(tensor[:, 1:] - tensor[:, :-1]))
+        return _mean_or_zero(pt.sqr(tensor[:, 1:] - tensor[:, :-1]))
 
 
 @register("recurrent_norm")
@@ -294,4 +306,4 @@ class RecurrentNorm(_RecurrentPenalty):
 
     def penalty(self, tensor):
         norms = pt.sum(pt.sqr(tensor), axis=-1) if self.squared else _norm(tensor)
-        return pt.mean(pt.sqr(norms[:, 1:] - norms[:, :-1]))
+        return _mean_or_zero(pt.sqr(norms[:, 1:] - norms[:, :-1]))

@@ -97,8 +97,8 @@ class _NoiseBase(_Stochastic):
     """Additive Gaussian noise (see ``Noise``)."""
 
     def perturb(self, rng, z):
-        rng, eps = rng.normal(0.0, 1.0, size=z.shape)
-        return rng, z + as_scalar(self.weight, z.dtype) * pt.cast(eps, z.dtype)
+        rng, eps = rng.normal(0.0, 1.0, size=z.shape, dtype=z.dtype)
+        return rng, z + as_scalar(self.weight, z.dtype) * eps
 
 
 class _DropoutBase(_Stochastic):
@@ -107,7 +107,7 @@ class _DropoutBase(_Stochastic):
     weight_range = (0.0, 1.0, True, False)
 
     def perturb(self, rng, z):
-        rng, u = rng.uniform(0.0, 1.0, size=z.shape)
+        rng, u = rng.uniform(0.0, 1.0, size=z.shape, dtype=z.dtype)
         kept = pt.ge(u, as_scalar(self.weight, u.dtype))
         scale = as_scalar(1.0, z.dtype) / (
             as_scalar(1.0, z.dtype) - as_scalar(self.weight, z.dtype)

@@ -215,10 +215,17 @@ def test_predict_with_dropout_varies_and_clean_predict_does_not():
     np.testing.assert_array_equal(net.predict(x), net.predict(x))
     a, b = net.predict(x, hidden_dropout=0.5), net.predict(x, hidden_dropout=0.5)
     assert not np.allclose(a, b)
-    with pytest.raises(TypeError, match="predict: weight_l2 does not change the graph"):
+    mapping = {"hid1:out": 0.5}  # an unhashable setting still reuses its function
+    a, b = net.predict(x, dropout=mapping), net.predict(x, dropout=mapping)
+    assert not np.allclose(a, b)
+    with pytest.raises(TypeError, match="predict: 'weight_l2' is not a noise or dropout regularizer"):
         net.predict(x, weight_l2=0.1)
-    with pytest.raises(TypeError, match="predict: unknown keyword 'batch_size'"):
+    with pytest.raises(TypeError, match="predict: 'weight_l2' is not a noise or dropout"):
+        net.predict(x, weight_l2=0)
+    with pytest.raises(TypeError, match=r"predict: 'batch_size' is not a noise or dropout"):
         net.predict(x, batch_size=3)
+    with pytest.raises(TypeError, match=r"predict: 'hiden_dropout' .*\(closest: hidden_dropout\)"):
+        net.predict(x, hiden_dropout=0.5)
 
 
 def test_save_and_load_restore_predictions_exactly(tmp_path):

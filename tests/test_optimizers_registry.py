@@ -128,7 +128,7 @@ def test_esgd_takes_the_loss_or_its_gradients():
     results = []
     for given in (loss, pytensor.grad(loss, [w])):
         w.set_value(start)
-        step = pytensor.function([], [], updates=optimizers.esgd(given, [w], seed=3))
+        step = pytensor.function([], [], updates=optimizers.esgd(given, [w]))
         step()
         results.append(w.get_value())
     np.testing.assert_array_equal(results[0], results[1])

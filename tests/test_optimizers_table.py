@@ -13,6 +13,7 @@ import re
 import numpy as np
 import pytensor
 import pytest
+from pytensor.tensor.random.type import RandomGeneratorType
 
 from trainkit import optimizers
 
@@ -48,8 +49,8 @@ SETTINGS = {
     },
     # a large epsilon keeps a chance small H r from making a huge step
     "esgd": {
-        "parabola": {"seed": 1},
-        "rosenbrock": {"learning_rate": 0.3, "epsilon": 1.0, "seed": 1},
+        "parabola": {},
+        "rosenbrock": {"learning_rate": 0.3, "epsilon": 1.0},
         "rosenbrock_steps": 4500,
     },
     "nadam": {"rosenbrock_steps": 2500},
@@ -108,6 +109,9 @@ def test_converges_on_rosenbrock(algo):
     params = {"ros.x": x, "ros.y": y}
     updates = optimizers.build(algo, loss, params, **settings(algo, "rosenbrock"))
     check_state_names(algo, updates, params)
+    for var in updates:  # random generators (esgd's) drawn from a fixed seed
+        if isinstance(var.type, RandomGeneratorType):
+            var.set_value(np.random.default_rng(1))
     step = pytensor.function([], loss, updates=updates)
     start = step()
     for _ in range(settings(algo, "rosenbrock_steps")):

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 import pytensor
 from pytensor.graph.basic import Variable
 from pytensor.graph.traversal import ancestors
+from pytensor.tensor.random.type import RandomGeneratorType
 
 import regularizers
 from regularizers.base import as_scalar
@@ -256,6 +257,16 @@ def _assemble(graph, loss, algo, hyper, regs, trainer_kwargs):
             f"assemble: the loss does not depend on parameter(s) {', '.join(unused)}; "
             f"leave them out of the graph's params"
         )
+    generators = {v.name: v for v in train.updates if isinstance(v.type, RandomGeneratorType)}
+    for reg in regs:
+        rng = generators.get(getattr(reg, "rng_name", None))
+        if rng is not None and rng not in connected:
+            raise ValueError(
+                f"{reg.label or reg.name}: its noise on {', '.join(reg.targets(graph))} does not "
+                f"reach the loss, so it would change nothing (a loss computed from a "
+                f"pre-activation, like xent, does not read the output after its activation); "
+                f"select outputs the loss depends on"
+            )
     grads = OrderedDict(zip(params, pytensor.grad(total, list(params.values())), strict=True))
     for reg in regs:
         grads = reg.modify_gradients(train, grads)

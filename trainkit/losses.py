@@ -21,7 +21,10 @@ __all__ = ["get", "names", "mse", "mae", "xent", "binary_xent"]
 def _weighted_mean(errors, weights):
     if weights is None:
         return pt.mean(errors)
-    return pt.sum(weights * errors) / pt.sum(weights)
+    total = pt.sum(weights)
+    # a batch whose weights are all zero counts for nothing (loss 0, gradient 0)
+    safe = pt.switch(pt.gt(total, 0), total, pt.ones_like(total))
+    return pt.sum(weights * errors) / safe
 
 
 def mse(pre, out, target, weights=None):

@@ -18,7 +18,7 @@ from pytensor.graph.basic import Variable
 
 import regularizers
 from regularizers.base import Regularizer
-from regularizers.errors import unknown
+from regularizers.errors import closest, unknown
 
 from . import checkpoints, losses
 from .data import ArraySpec, check_arrays
@@ -50,6 +50,12 @@ class Task:
         What each array must look like (checked before compiling).
     loss_name : str
         Name under which the base loss is reported (``'mse'``, ``'xent'``).
+    givens : dict
+        Substitutions made when compiling (an autoencoder's target is its
+        clean input).
+    batch_weight : scalar Variable or None
+        How much a batch counts in validation means (the sum of its sample
+        weights; None: its number of examples).
     """
 
     graph: regularizers.Graph
@@ -58,6 +64,8 @@ class Task:
     metrics: OrderedDict = field(default_factory=OrderedDict)
     specs: list = None
     loss_name: str = "loss"
+    givens: dict = field(default_factory=dict)
+    batch_weight: Variable = None
 
 
 class Network:
@@ -227,6 +235,7 @@ class Network:
             self._metrics(out, y, weights),
             specs,
             self.loss_name,
+            batch_weight=None if weights is None else pt.sum(weights),
         )
 
     def _target_spec(self):
@@ -274,6 +283,8 @@ class Network:
             metrics=task.metrics,
             specs=task.specs,
             loss_name=task.loss_name,
+            givens=task.givens,
+            batch_weight=task.batch_weight,
             **kwargs,
         )
         self.trainer = trainer
@@ -318,35 +329,33 @@ class Network:
         return np.asarray(x, dtype=self.dtype)
 
     def _compile_output(self, graph_kwargs, time_steps):
-        key = (time_steps, tuple(sorted(graph_kwargs.items())))
-        try:
-            hash(key)
-        except TypeError:
-            key = None
-        if key is not None and key in self._functions:
+        # one compiled function per setting, so its random generator keeps advancing
+        # across calls (a new function would start again from the same seed)
+        key = (time_steps, repr(sorted(graph_kwargs.items())))
+        if key in self._functions:
             return self._functions[key]
         graph = self.graph(time_steps)
-        regs = regularizers.from_kwargs(**graph_kwargs)
-        extra = set(graph_kwargs) - set(regularizers.names())
-        if extra:
-            raise TypeError(
-                f"predict: unknown keyword {sorted(extra)[0]!r}; predict takes graph "
-                f"regularizers (noise, dropout) only"
-            )
-        for reg in regs:
-            if type(reg).modify_graph is Regularizer.modify_graph:
+        allowed = [
+            name
+            for name in regularizers.names()
+            if regularizers.lookup(name).modify_graph is not Regularizer.modify_graph
+        ]
+        for name in graph_kwargs:
+            if name not in allowed:
+                near = closest(name, allowed)
+                hint = f" (closest: {', '.join(near)})" if near else ""
                 raise TypeError(
-                    f"predict: {reg.label or reg.name} does not change the graph; predict takes "
-                    f"noise and dropout regularizers only"
+                    f"predict: {name!r} is not a noise or dropout regularizer; predict takes "
+                    f"{', '.join(sorted(allowed))}{hint}"
                 )
+        regs = regularizers.from_kwargs(**graph_kwargs)
         with pytensor.config.change_flags(floatX=self.dtype):
             for reg in regs:
                 graph = reg.modify_graph(graph)
             function = pytensor.function(
                 [self.x], graph.outputs[self.output_name], updates=graph.updates, mode=self.mode
             )
-        if key is not None:
-            self._functions[key] = function
+        self._functions[key] = function
         return function
 
     def _output(self, x, graph_kwargs):
@@ -517,18 +526,35 @@ class Autoencoder(Network):
         return self._input_spec()
 
     def task(self, weighted=False, time_steps=None):
+        """The training task; the loss compares with a ``target`` given as the clean ``x``.
+
+        ``x`` is the graph's input, so ``input_noise`` or ``input_dropout``
+        replace it everywhere the network reads it; the loss reads ``target``
+        instead, which compiling substitutes by the uncorrupted ``x``
+        (a denoising autoencoder).
+        """
         _, w = self._targets
         weights = w if weighted else None
         outputs = self._outputs(time_steps)
+        target = self.x.type("target")
         loss = losses.get(self.loss_name)(
-            self._pre(outputs), outputs[self.output_name], self.x, weights
+            self._pre(outputs), outputs[self.output_name], target, weights
         )
         specs = [self._input_spec(time_steps)]
         inputs = [self.x]
         if weighted:
             inputs.append(w)
             specs.append(self._weights_spec())
-        return Task(self.graph(time_steps), loss, inputs, OrderedDict(), specs, self.loss_name)
+        return Task(
+            self.graph(time_steps),
+            loss,
+            inputs,
+            OrderedDict(),
+            specs,
+            self.loss_name,
+            givens={target: self.x},
+            batch_weight=None if weights is None else pt.sum(weights),
+        )
 
     def score(self, x, weights=None):
         r""":math:`R^2` of the reconstruction of ``x``."""

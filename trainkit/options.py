@@ -104,6 +104,18 @@ def _anything(name, value):
     return value
 
 
+def _mode(name, value):
+    """None, a PyTensor Mode object, or the name of one of PyTensor's modes."""
+    if value is None or not isinstance(value, str):
+        return value
+    from pytensor.compile.mode import predefined_modes
+
+    choices = ["FAST_RUN", *predefined_modes]
+    if value not in choices:
+        raise ValueError(unknown(name, value, choices, kind="PyTensor mode", sort=False))
+    return value
+
+
 #: the methods a callback may have (see :mod:`trainkit.callbacks`)
 HOOKS = ("on_start", "on_update", "on_validation", "on_step_end", "on_end")
 
@@ -181,7 +193,7 @@ OPTIONS = {
     "callbacks": Option(
         None, _callbacks, "objects with on_start/on_update/on_validation/on_end hooks"
     ),
-    "mode": Option(None, _anything, "PyTensor mode, e.g. 'JAX' (None: PyTensor's default)"),
+    "mode": Option(None, _mode, "PyTensor mode, e.g. 'JAX' (None: PyTensor's default)"),
 }
 
 #: the keyword names the assembly step leaves for the trainer

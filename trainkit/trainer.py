@@ -8,8 +8,11 @@ from an :func:`~trainkit.assembly.assemble`-d graph and drives them:
   pair.
 - Validation runs the *clean* graph (no noise, no dropout); its ``loss`` is
   the base loss plus the weighted penalties, and early stopping watches it.
-  Validation metrics are means over the validation examples (each batch's
-  mean weighted by its number of examples).
+  Validation metrics are means over the validation examples: each batch's
+  means weighted by its ``batch_weight`` (its number of examples, or the sum
+  of its sample weights), so weighted means do not depend on the batch size.
+  Order statistics (``min``, ``max``) and ``std`` monitors are averaged over
+  batches, an approximation for more than one batch.
 - ``train_metrics`` holds ``step`` (updates so far), ``epoch`` (passes over
   the training data *completed* so far: 0 until the first epoch ends),
   ``lr`` (the learning rate of the last update), ``seconds``, ``skipped``
@@ -75,7 +78,7 @@ from regularizers.base import as_scalar
 from regularizers.stochastic import _Stochastic
 
 from . import callbacks as cb
-from . import checkpoints, monitors, options, schedules
+from . import checkpoints, monitors, optimizers, options, schedules
 from .assembly import DEFAULT_ALGO, assemble, floatx_of, split_kwargs
 from .data import Dataset
 
@@ -139,6 +142,15 @@ class Trainer:
         Checks for the data arrays, applied before compiling.
     loss_name : str
         Name of the base loss in the metrics.
+    givens : mapping of Variable -> Variable, optional
+        Substitutions made when compiling, after noise and dropout were put
+        in: an autoencoder's loss uses a ``target`` variable given as the
+        clean input ``x``, so ``input_noise`` corrupts what the network sees
+        but not what it must reconstruct.
+    batch_weight : scalar Variable, optional
+        How much a validation batch counts when its metrics are averaged
+        (e.g. the sum of its sample weights, which makes weighted means
+        exact whatever the batch size); default its number of examples.
     **kwargs
         Optimizer hyperparameters, regularizers and trainer options
         (:data:`trainkit.options.OPTIONS`). All are checked here, before any
@@ -170,6 +182,8 @@ class Trainer:
         metrics=None,
         specs=None,
         loss_name="base",
+        givens=None,
+        batch_weight=None,
         **kwargs,
     ):
         if not isinstance(graph, regularizers.Graph):
@@ -182,6 +196,8 @@ class Trainer:
         self.options = options.parse(trainer_kwargs)
         self.graph, self.inputs, self.specs = graph, list(inputs), specs
         self._clean_loss = loss
+        self.givens = dict(givens or {})
+        self.batch_weight = batch_weight
         self.loss_name = loss_name
         self.algo = algo
 
@@ -203,17 +219,30 @@ class Trainer:
                 )
             kwargs["learning_rate"] = self.lr
         self.schedule = None
-        if self.lr is not None:
-            self.schedule = schedules.build(
-                self.options.lr_schedule,
-                self.base_lr,
-                warmup=self.options.lr_warmup,
-                total_steps=self.options.max_updates,
-            )
-            self._schedule_start = self.schedule.state()
-        elif self.options.lr_schedule is not None or self.options.lr_warmup:
-            what = "lr_schedule" if self.options.lr_schedule is not None else "lr_warmup"
+        scheduled = self.options.lr_schedule is not None or self.options.lr_warmup
+        what = "lr_schedule" if self.options.lr_schedule is not None else "lr_warmup"
+        if self.lr is None and scheduled:
             raise TypeError(f"{what}: {algo} has no learning_rate to schedule")
+        if self.lr is not None and scheduled and not optimizers.schedulable(algo):
+            raise TypeError(
+                f"{what}: {algo} reads learning_rate once, as its initial step size, and then "
+                f"adapts its own steps; a schedule would have no effect"
+            )
+        if isinstance(self.options.lr_schedule, schedules.Schedule):
+            given = self.options.lr_schedule
+            if self.options.lr_warmup:
+                raise TypeError(
+                    f"lr_warmup: give the warmup to the Schedule object itself (it has "
+                    f"warmup={given.warmup})"
+                )
+            if "learning_rate" in kwargs and given.learning_rate != self.base_lr:
+                raise TypeError(
+                    f"learning_rate: {self.base_lr!r} disagrees with the Schedule object's "
+                    f"learning_rate={given.learning_rate!r}; give it once"
+                )
+        if self.lr is not None:
+            # checked now with a placeholder length; built for the run in itertrain
+            self.schedule = self._schedule_for(batches_per_epoch=10**6)
 
         self.assembly = assemble(graph, loss, algo, **kwargs)
         self.metrics = OrderedDict(metrics or {})
@@ -263,15 +292,40 @@ class Trainer:
         #: the signal that interrupted training ('SIGINT', 'SIGTERM'), or None
         self.interrupted = None
         self._final_saved = False
-        if self.schedule is not None:
-            self.schedule.set_state(self._schedule_start)
+
+    def _schedule_for(self, batches_per_epoch):
+        """The learning-rate schedule for a run whose epochs have this many batches.
+
+        Schedules that need the run's length (``cosine``) get ``max_updates``,
+        or ``max_epochs`` times the batches per epoch.
+        """
+        o = self.options
+        total = o.max_updates
+        if total is None and o.max_epochs is not None and batches_per_epoch:
+            total = o.max_epochs * batches_per_epoch
+        schedule = schedules.build(
+            o.lr_schedule, self.base_lr, warmup=o.lr_warmup, total_steps=total
+        )
+        if schedule is o.lr_schedule:  # a Schedule object given by the user: start it afresh
+            if not hasattr(self, "_schedule_start"):
+                self._schedule_start = schedule.state()
+            schedule.set_state(self._schedule_start)
+        return schedule
 
     def _seed_generators(self):
-        """Seed the random generators of noise/dropout that have no seed of their own."""
-        by_name = {r.rng_name: r for r in self.assembly.regularizers if isinstance(r, _Stochastic)}
+        """Seed every random generator from ``seed`` (and the generator's name).
+
+        Noise and dropout regularizers given a ``seed`` of their own keep it;
+        the rest (other regularizers', the optimizer's, like ``esgd/rng``)
+        follow the trainer's ``seed``, so one number reproduces a run.
+        """
+        own = {
+            r.rng_name
+            for r in self.assembly.regularizers
+            if isinstance(r, _Stochastic) and r.seed is not None
+        }
         for var in self.assembly.updates:
-            reg = by_name.get(var.name) if _is_rng(var) else None
-            if reg is not None and reg.seed is None:
+            if _is_rng(var) and var.name not in own:
                 key = zlib.crc32(var.name.encode())
                 var.set_value(np.random.default_rng([self.options.seed, key]), borrow=True)
 
@@ -325,7 +379,11 @@ class Trainer:
             updates[var] = new if _is_rng(var) else pt.switch(finite, new, var)
         self.train_names = names
         self._train_fn = pytensor.function(
-            self.inputs, [pt.cast(finite, "int8"), *outputs], updates=updates, mode=mode
+            self.inputs,
+            [pt.cast(finite, "int8"), *outputs],
+            updates=updates,
+            givens=self.givens,
+            mode=mode,
         )
 
         clean = OrderedDict(loss=None)
@@ -339,7 +397,15 @@ class Trainer:
         clean["loss"] = total
         clean.update(extra)
         self.valid_names = list(clean)
-        self._valid_fn = pytensor.function(self.inputs, list(clean.values()), mode=mode)
+        weight = self.batch_weight
+        if weight is None:
+            weight = pt.cast(self.inputs[0].shape[0], total.dtype)
+        self._valid_fn = pytensor.function(
+            self.inputs,
+            [pt.cast(weight, total.dtype), *clean.values()],
+            givens=self.givens,
+            mode=mode,
+        )
 
     # -- the loop ----------------------------------------------------------------
 
@@ -359,9 +425,7 @@ class Trainer:
                 raise ValueError(
                     "valid: give validation data when training data is a callable or an iterable"
                 )
-            valid_ds = Dataset(
-                train_ds.arrays, None, batch_size=o.batch_size, shuffle=False, name="valid"
-            )
+            valid_ds = train_ds  # iter_epoch walks it in order, cast, without moving it
         elif callable(valid) or isinstance(valid, Iterator):
             raise ValueError(
                 "valid: validation data must be arrays or a list of batches (it is read once "
@@ -415,6 +479,8 @@ class Trainer:
         o = self.options
         self.reset()
         self.dataset, valid_ds = self._datasets(train, valid)
+        if self.schedule is not None:
+            self.schedule = self._schedule_for(self.dataset.batches_per_epoch)
         if (
             o.max_updates is None
             and o.max_epochs is None
@@ -551,15 +617,17 @@ class Trainer:
         self.step += 1
 
     def _validate(self, valid_ds):
-        sums, total = None, 0
+        sums, total = None, 0.0
         for batch in valid_ds.iter_epoch():
-            n = len(batch[0])
             with np.errstate(all="ignore"):  # a non-finite validation loss is reported as such
-                values = np.asarray(self._valid_fn(*batch), dtype=np.float64) * n
+                weight, *values = self._valid_fn(*batch)
+                weight = float(weight)
+                values = np.asarray(values, dtype=np.float64) * weight
             sums = values if sums is None else sums + values
-            total += n
+            total += weight
         valid_metrics = OrderedDict(
-            (name, float(v)) for name, v in zip(self.valid_names, sums / total, strict=True)
+            (name, float(v))
+            for name, v in zip(self.valid_names, sums / (total or math.nan), strict=True)
         )
         if self._window_count:
             means = self._window / self._window_count

@@ -18,7 +18,7 @@ from .adaptive import adadelta, adagrad, rmsprop
 from .classic import apply_momentum, apply_nesterov_momentum, momentum, nesterov_momentum, sgd
 from .downhill_rules import esgd, nag, rprop
 from .modern import adamw, lion, nadam, radam
-from .registry import build, describe, hyperparameters, names, register
+from .registry import build, describe, hyperparameters, names, register, schedulable
 
 __all__ = [
     "adadelta",
@@ -43,5 +43,6 @@ __all__ = [
     "register",
     "rmsprop",
     "rprop",
+    "schedulable",
     "sgd",
 ]

@@ -5,6 +5,7 @@ Same equations as ``downhill`` (lmjohns3/downhill, ``first_order.py``,
 hyperparameter was spelled differently in downhill, the docstring says so.
 """
 
+import zlib
 from collections import OrderedDict
 
 import pytensor.tensor as pt
@@ -83,7 +84,7 @@ def nag(loss_or_grads, params, learning_rate=1e-4, momentum=0.9):
     return updates
 
 
-@register("rprop")
+@register("rprop", schedulable=False)
 def rprop(
     loss_or_grads,
     params,
@@ -191,7 +192,7 @@ def rprop(
 
 
 @register("esgd")
-def esgd(loss_or_grads, params, learning_rate=1e-4, rho=0.95, epsilon=1e-8, seed=None):
+def esgd(loss_or_grads, params, learning_rate=1e-4, rho=0.95, epsilon=1e-8):
     r"""Equilibrated SGD (Dauphin et al., 2015), as downhill implements it.
 
     Divides the gradient by a running root-mean-square of Hessian-vector
@@ -235,9 +236,6 @@ def esgd(loss_or_grads, params, learning_rate=1e-4, rho=0.95, epsilon=1e-8, seed
         Decay of the running mean :math:`D`, in [0, 1).
     epsilon : float or symbolic scalar
         Added to :math:`\sqrt{D}` for numerical stability.
-    seed : int or None
-        Seed of the generator ``esgd/rng`` (reseed it later with
-        ``rng.set_value(seed=...)``).
 
     Returns
     -------
@@ -255,7 +253,7 @@ def esgd(loss_or_grads, params, learning_rate=1e-4, rho=0.95, epsilon=1e-8, seed
     --------
     >>> import numpy as np, pytensor
     >>> w = pytensor.shared(np.ones(2, dtype="float32"), name="w")
-    >>> updates = esgd((w**2).sum(), [w], learning_rate=0.1, seed=0)
+    >>> updates = esgd((w**2).sum(), [w], learning_rate=0.1)
     >>> [v.name for v in updates]
     ['w/esgd_curvature', 'w', 'esgd/rng']
     """
@@ -270,7 +268,9 @@ def esgd(loss_or_grads, params, learning_rate=1e-4, rho=0.95, epsilon=1e-8, seed
                     f"its Hessian-vector product is undefined; pass the loss, or gradients "
                     f"built from it with pytensor.grad"
                 )
-    rng = pt.random.shared_rng(seed=seed, name="esgd/rng")
+    # a fixed default seed, as the regularizers' generators; the Trainer reseeds
+    # it from its own ``seed``, and ``rng.set_value`` reseeds it by hand
+    rng = pt.random.shared_rng(seed=zlib.crc32(b"esgd/rng"), name="esgd/rng")
     next_rng, draws = rng, []
     for _, param, _ in triples:
         next_rng, r = next_rng.normal(0, 1, size=param.shape, dtype=param.dtype)

@@ -18,17 +18,21 @@ from collections import OrderedDict
 
 from regularizers.errors import closest, listing, unknown
 
-__all__ = ["build", "describe", "hyperparameters", "lookup", "names", "register"]
+__all__ = ["build", "describe", "hyperparameters", "lookup", "names", "register", "schedulable"]
 
 _ALGORITHMS = {}
+_FIXED_RATE = set()  # algorithms that read learning_rate once
 _LEADING = ("loss_or_grads", "params")
 
 
-def register(name):
+def register(name, schedulable=True):
     """Decorator: register an update rule under ``name``.
 
     The function must take ``(loss_or_grads, params, ...)``; everything after
     ``params`` is a hyperparameter. Registering a name twice is an error.
+    ``schedulable=False`` marks a rule that reads ``learning_rate`` once, when
+    the updates are built (``rprop``'s initial step), so a learning-rate
+    schedule would have no effect on it.
     """
 
     def decorate(function):
@@ -41,6 +45,8 @@ def register(name):
                 f"got ({', '.join(leading)}, ...)"
             )
         _ALGORITHMS[name] = function
+        if not schedulable:
+            _FIXED_RATE.add(name)
         return function
 
     return decorate
@@ -49,6 +55,16 @@ def register(name):
 def names():
     """Sorted names of the registered algorithms."""
     return sorted(_ALGORITHMS)
+
+
+def schedulable(algo):
+    """Whether a schedule can change ``algo``'s learning rate after building.
+
+    >>> schedulable("adam"), schedulable("rprop")
+    (True, False)
+    """
+    lookup(algo)
+    return algo not in _FIXED_RATE
 
 
 def lookup(algo):
