@@ -1,4 +1,5 @@
-# `make check` mirrors CI (.ci/run) on an existing environment, plus the linters.
+# `make check` mirrors CI (.ci/run) on an existing environment, plus the linters
+# (pip install -e '.[test,dev]').
 .PHONY: check lint test bench
 
 check: lint test

@@ -21,6 +21,7 @@ setup(
     extras_require={
         "test": ["pytest>=8", "hypothesis>=6.100", "jax>=0.4"],
         "jax": ["jax>=0.4"],
+        "dev": ["ruff>=0.6"],
     },
     entry_points={"console_scripts": ["trainkit=trainkit.cli:main"]},
 )

@@ -417,3 +417,25 @@ def test_every_shipped_config_is_valid(path):
     result = invoke("explain", path)
     assert result.exit_code == 0, result.output
     assert "nothing is compiled" in result.stdout
+
+
+def test_float64_data_without_a_validation_split(folder):
+    """numpy's default dtypes train, and validate on the training data, cast."""
+    rng = np.random.default_rng(3)
+    np.savez(folder / "f64.npz", inputs=rng.normal(size=(32, 4)), labels=np.arange(32) % 3)
+    text = CLASSIFIER.replace('train = "train.npz"', 'train = "f64.npz"').replace(
+        "valid_fraction = 0.25\n", ""
+    )
+    (folder / "f64.toml").write_text(text)
+    result = invoke("train", folder / "f64.toml", "--run-dir", folder / "f64")
+    assert result.exit_code == 0, result.output
+    assert "held-out accuracy" in result.output or "accuracy" in result.output
+
+
+def test_a_run_that_failed_before_its_first_checkpoint_can_be_run_again(folder):
+    failed = folder / "failed"
+    failed.mkdir()
+    (failed / "config.toml").write_text(CLASSIFIER)  # what a failed start leaves
+    result = invoke("train", folder / "run.toml", "--run-dir", failed)
+    assert result.exit_code == 0, result.output
+    assert (failed / "model.npz").exists()

@@ -21,7 +21,7 @@ SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
 )
 def test_example_runs(script, args, expect):
     env = dict(os.environ)
-    env.setdefault("PYTENSOR_FLAGS", "mode=FAST_COMPILE,floatX=float32,warn_float64=raise,cxx=")
+    # conftest.py has set the test flags in os.environ; the scripts inherit them
     out = subprocess.run(
         [sys.executable, str(SCRIPTS / script), *args],
         env=env,

@@ -130,7 +130,8 @@ def _data_error(cfg, error):
 def _new_run_dir(run_dir, name):
     """The run directory: ``run_dir`` if it holds no run, else ``runs/NAME[-N]``."""
     if run_dir is not None:
-        held = [f for f in RUN_FILES if (Path(run_dir) / f).exists()]
+        # a run that stopped before its first checkpoint left nothing to continue
+        held = [f for f in ("checkpoint.npz", "model.npz") if (Path(run_dir) / f).exists()]
         if held:
             raise UserError(
                 f"--run-dir {run_dir}: already holds a run ({', '.join(held)}); continue it "
