@@ -67,3 +67,19 @@ def test_readme_config_is_valid(tmp_path):
     result = CliRunner().invoke(cli, ["explain", str(tmp_path / "run.toml")])
     assert result.exit_code == 0, result.output
     assert "recurrent_norm" in result.output and "hid1.hh" in result.output
+
+
+def test_ci_runs_the_readme_commands():
+    """.ci/run runs README's set-up and test commands exactly as written."""
+    import re
+
+    readme = (SCRIPTS.parent / "README.md").read_text(encoding="utf-8")
+    ci = (SCRIPTS.parent / ".ci" / "run").read_text(encoding="utf-8")
+    setup, first_run, tests = re.search(r"## Quick start\n\n```bash\n(.*?)```", readme, re.S)[
+        1
+    ].splitlines()
+    assert first_run == "trainkit train --example digits"
+    ci_lines = [
+        line for line in ci.splitlines() if line and not line.startswith(("#", "set ", "cd "))
+    ]
+    assert ci_lines == [setup, tests]
