@@ -11,7 +11,7 @@ allowed, and the closest valid choice when there is one.
 
 import difflib
 
-__all__ = ["closest", "listing", "unknown"]
+__all__ = ["closest", "closest_hint", "listing", "unknown"]
 
 
 def closest(value, choices, n=3, cutoff=0.6, spread=0.15):
@@ -52,6 +52,16 @@ def closest(value, choices, n=3, cutoff=0.6, spread=0.15):
     return [choice for ratio, choice in scored[:n] if ratio >= best - spread]
 
 
+def closest_hint(value, choices, **kwargs):
+    """``' (closest: a, b)'`` for the end of a message, or ``''`` when nothing is close.
+
+    >>> closest_hint("adamm", ["adam", "sgd"]), closest_hint("xyz", ["adam"])
+    (' (closest: adam)', '')
+    """
+    near = closest(value, choices, **kwargs)
+    return f" (closest: {', '.join(near)})" if near else ""
+
+
 def listing(choices, limit=40):
     """Comma-separated ``choices``, shortened to ``limit`` entries."""
     choices = [str(c) for c in choices]
@@ -78,6 +88,5 @@ def unknown(argument, value, choices, kind="name", sort=True):
     """
     choices = list(choices)
     shown = sorted(choices) if sort else choices
-    near = closest(value, choices)
-    hint = f" (closest: {', '.join(near)})" if near else ""
+    hint = closest_hint(value, choices)
     return f"{argument}: unknown {kind} {value!r}; choose from {listing(shown)}{hint}"

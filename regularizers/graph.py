@@ -8,7 +8,7 @@ from pytensor.graph.basic import Variable
 from pytensor.graph.replace import graph_replace
 from pytensor.graph.traversal import ancestors
 
-from .errors import closest
+from .errors import closest_hint
 
 __all__ = ["Graph"]
 
@@ -37,8 +37,7 @@ def _marked(argument, names, outputs):
     names = list(names)
     for name in names:
         if name not in outputs:
-            near = closest(name, outputs)
-            hint = f" (closest: {', '.join(near)})" if near else ""
+            hint = closest_hint(name, outputs)
             raise ValueError(
                 f"Graph: {argument} names {name!r}, which is not an output; "
                 f"outputs are {', '.join(outputs)}{hint}"

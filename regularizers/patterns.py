@@ -3,7 +3,7 @@
 import fnmatch
 import re
 
-from .errors import closest
+from .errors import closest_hint
 
 __all__ = ["Pattern"]
 
@@ -76,8 +76,7 @@ class Pattern:
         names = list(dict.fromkeys(names))
         for glob, regex in zip(self.globs, self._regexes, strict=True):
             if not any(regex.match(n) for n in names):
-                near = closest(glob, names)
-                hint = f" (closest: {', '.join(near)})" if near else ""
+                hint = closest_hint(glob, names)
                 where = f" (in {list(self.globs)!r})" if len(self.globs) > 1 else ""
                 available = ", ".join(names) if names else "none"
                 raise ValueError(

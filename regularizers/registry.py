@@ -7,7 +7,7 @@ from collections import OrderedDict
 from pytensor.graph.basic import Variable
 
 from .base import Regularizer
-from .errors import closest, unknown
+from .errors import closest_hint, unknown
 
 __all__ = ["register", "names", "canonical", "lookup", "build", "arguments", "from_kwargs"]
 
@@ -95,8 +95,7 @@ def build(name, **kwargs):
     allowed = arguments(name)
     for key in kwargs:
         if key not in allowed:
-            near = closest(key, allowed)
-            hint = f" (closest: {', '.join(near)})" if near else ""
+            hint = closest_hint(key, allowed)
             raise TypeError(
                 f"{name}: unknown argument {key!r}; {cls.name} takes {', '.join(allowed)}{hint}"
             )

@@ -31,7 +31,7 @@ from pytensor.tensor.random.type import RandomGeneratorType
 
 import regularizers
 from regularizers.base import as_scalar
-from regularizers.errors import closest, listing
+from regularizers.errors import closest_hint, listing
 
 from . import optimizers
 from .options import TRAINER_OPTIONS
@@ -170,8 +170,7 @@ def split_kwargs(algo=DEFAULT_ALGO, trainer_options=TRAINER_OPTIONS, **kwargs):
                     f"{listing(owners)}); {algo} takes {listing(allowed) or 'none'}"
                 )
             valid = [*allowed, *sorted(reg_names), *sorted(trainer_options)]
-            near = closest(key, valid)
-            hint = f" (closest: {', '.join(near)})" if near else ""
+            hint = closest_hint(key, valid)
             raise TypeError(
                 f"{key}: unknown keyword argument; it is not a hyperparameter of {algo}, "
                 f"a regularizer or a trainer option{hint}"

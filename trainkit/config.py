@@ -49,7 +49,7 @@ from pathlib import Path
 import numpy as np
 
 import regularizers
-from regularizers.errors import closest, listing, unknown
+from regularizers.errors import closest_hint, listing, unknown
 
 from . import optimizers, options
 
@@ -388,8 +388,7 @@ class Config:
                         f"{algo} takes {listing(allowed) or 'none'}",
                     )
                 valid = [*allowed, "algo", *sorted(reg_names), *sorted(options.OPTIONS)]
-                near = closest(key, [v for v in valid if v not in CLI_OPTIONS])
-                hint = f" (closest: {', '.join(near)})" if near else ""
+                hint = closest_hint(key, [v for v in valid if v not in CLI_OPTIONS])
                 raise self.error(
                     "training",
                     key,
@@ -440,8 +439,7 @@ def backend(mode):
 def _check_keys(config, section, values, allowed):
     for key in values:
         if key not in allowed:
-            near = closest(key, allowed)
-            hint = f" (closest: {', '.join(near)})" if near else ""
+            hint = closest_hint(key, allowed)
             raise config.error(
                 section, key, f"unknown key; [{section}] takes {', '.join(allowed)}{hint}"
             )
@@ -542,8 +540,7 @@ def _check_tables(config, section, key, value):
     if isinstance(value, dict):
         for role, path in value.items():
             if role not in ("x", "y", "weights"):
-                near = closest(role, ["x", "y", "weights"])
-                hint = f" (closest: {', '.join(near)})" if near else ""
+                hint = closest_hint(role, ["x", "y", "weights"])
                 raise config.error(
                     section, f"{key}.{role}", f"unknown array role; use x, y, weights{hint}"
                 )
@@ -565,8 +562,7 @@ def _absolute(value, base):
 def _apply_override(config, path, value):
     section, *keys = path
     if section not in SECTIONS:
-        near = closest(section, SECTIONS)
-        hint = f" (closest: {', '.join(near)})" if near else ""
+        hint = closest_hint(section, SECTIONS)
         raise ConfigError(
             f"--set {'.'.join(path)}: unknown section {section!r}; sections are "
             f"{', '.join(SECTIONS)}{hint}"
@@ -591,8 +587,7 @@ def load_text(text, source="<config>", base_dir=".", overrides=()):
     config = Config(source=source, base_dir=Path(base_dir).resolve())
     for name, values in raw.items():
         if name not in SECTIONS:
-            near = closest(name, SECTIONS)
-            hint = f" (closest: {', '.join(near)})" if near else ""
+            hint = closest_hint(name, SECTIONS)
             raise ConfigError(
                 f"{source}: [{name}]: unknown section; sections are {', '.join(SECTIONS)}{hint}"
             )

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from regularizers.errors import closest, listing
+from regularizers.errors import closest_hint, listing
 
 __all__ = [
     "BUILTIN",
@@ -64,11 +64,6 @@ class DataError(ValueError):
     def __init__(self, message, key=None):
         super().__init__(message)
         self.key = key
-
-
-def _hint(value, choices):
-    near = closest(value, choices)
-    return f" (closest: {', '.join(near)})" if near else ""
 
 
 # -- the built-in data --------------------------------------------------------------
@@ -134,7 +129,7 @@ def _npz_arrays(path, names, key=None):
                 if name not in held:
                     raise DataError(
                         f"{path}: no array {name!r}; the file holds {listing(held)}"
-                        f"{_hint(name, held)}",
+                        f"{closest_hint(name, held)}",
                         role,
                     )
                 out[role] = archive[name]
@@ -181,7 +176,7 @@ def read_csv(path, columns, key=None):
             if name not in header:
                 raise DataError(
                     f"{path}: no column {name!r}; the columns are {listing(header)}"
-                    f"{_hint(name, header)}",
+                    f"{closest_hint(name, header)}",
                     role,
                 )
             used.add(name)

@@ -17,7 +17,7 @@ from collections import OrderedDict
 import numpy as np
 import pytensor
 
-from regularizers.errors import closest, unknown
+from regularizers.errors import closest_hint, unknown
 
 from . import activations
 
@@ -201,8 +201,7 @@ def parse_layers(layers, output_activation, hidden_activation=None, dtype="float
         allowed = (*_KEYS, *cls.options)
         for key in entry:
             if key not in allowed:
-                near = closest(key, allowed)
-                hint = f" (closest: {', '.join(near)})" if near else ""
+                hint = closest_hint(key, allowed)
                 raise ValueError(
                     f"{where}: unknown key {key!r}; a {form} layer takes {', '.join(allowed)}{hint}"
                 )

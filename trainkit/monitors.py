@@ -26,7 +26,7 @@ from collections import OrderedDict
 import numpy as np
 import pytensor.tensor as pt
 
-from regularizers.errors import closest
+from regularizers.errors import closest_hint
 from regularizers.patterns import Pattern
 
 __all__ = ["STATISTICS", "build"]
@@ -72,8 +72,7 @@ def _statistic(stat, where):
     if stat in STATISTICS:
         return f".{stat}", STATISTICS[stat]
     allowed = [*STATISTICS, "<x", ">x", "<=x", ">=x"]
-    near = closest(stat, STATISTICS)
-    hint = f" (closest: {', '.join(near)})" if near else ""
+    hint = closest_hint(stat, STATISTICS)
     raise ValueError(
         f"{where}: unknown statistic {stat!r}; choose from {', '.join(allowed)} or a callable{hint}"
     )

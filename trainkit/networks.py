@@ -18,7 +18,7 @@ from pytensor.graph.basic import Variable
 
 import regularizers
 from regularizers.base import Regularizer
-from regularizers.errors import closest, unknown
+from regularizers.errors import closest_hint, unknown
 
 from . import checkpoints, losses
 from .data import ArraySpec, check_arrays
@@ -218,13 +218,14 @@ class Network:
 
     def task(self, weighted=False, time_steps=None):
         """The :class:`Task` that trains this network (with sample weights or not)."""
-        y, w = self._targets
+        _, w = self._targets
         weights = w if weighted else None
+        target, fed, target_specs, givens = self._target()
         outputs = self._outputs(time_steps)
         out = outputs[self.output_name]
-        loss = losses.get(self.loss_name)(self._pre(outputs), out, y, weights)
-        specs = [self._input_spec(time_steps), self._target_spec()]
-        inputs = [self.x, y]
+        loss = losses.get(self.loss_name)(self._pre(outputs), out, target, weights)
+        specs = [self._input_spec(time_steps), *target_specs]
+        inputs = [self.x, *fed]
         if weighted:
             inputs.append(w)
             specs.append(self._weights_spec())
@@ -232,11 +233,17 @@ class Network:
             self.graph(time_steps),
             loss,
             inputs,
-            self._metrics(out, y, weights),
+            self._metrics(out, target, weights),
             specs,
             self.loss_name,
+            givens=givens,
             batch_weight=None if weights is None else pt.sum(weights),
         )
+
+    def _target(self):
+        """What the loss compares with: (variable, fed inputs, their specs, givens)."""
+        y, _ = self._targets
+        return y, [y], [self._target_spec()], {}
 
     def _target_spec(self):
         return ArraySpec("y", self.output_ndim, self.output_size, kind="float", dtype=self.dtype)
@@ -342,8 +349,7 @@ class Network:
         ]
         for name in graph_kwargs:
             if name not in allowed:
-                near = closest(name, allowed)
-                hint = f" (closest: {', '.join(near)})" if near else ""
+                hint = closest_hint(name, allowed)
                 raise TypeError(
                     f"predict: {name!r} is not a noise or dropout regularizer; predict takes "
                     f"{', '.join(sorted(allowed))}{hint}"
@@ -525,36 +531,16 @@ class Autoencoder(Network):
     def _target_spec(self):
         return self._input_spec()
 
-    def task(self, weighted=False, time_steps=None):
-        """The training task; the loss compares with a ``target`` given as the clean ``x``.
+    def _target(self):
+        """The loss compares with a ``target`` given, when compiling, as the clean ``x``.
 
         ``x`` is the graph's input, so ``input_noise`` or ``input_dropout``
         replace it everywhere the network reads it; the loss reads ``target``
-        instead, which compiling substitutes by the uncorrupted ``x``
-        (a denoising autoencoder).
+        instead, which compiling substitutes by the uncorrupted ``x`` (a
+        denoising autoencoder). Nothing extra is fed.
         """
-        _, w = self._targets
-        weights = w if weighted else None
-        outputs = self._outputs(time_steps)
         target = self.x.type("target")
-        loss = losses.get(self.loss_name)(
-            self._pre(outputs), outputs[self.output_name], target, weights
-        )
-        specs = [self._input_spec(time_steps)]
-        inputs = [self.x]
-        if weighted:
-            inputs.append(w)
-            specs.append(self._weights_spec())
-        return Task(
-            self.graph(time_steps),
-            loss,
-            inputs,
-            OrderedDict(),
-            specs,
-            self.loss_name,
-            givens={target: self.x},
-            batch_weight=None if weights is None else pt.sum(weights),
-        )
+        return target, [], [], {target: self.x}
 
     def score(self, x, weights=None):
         r""":math:`R^2` of the reconstruction of ``x``."""

@@ -42,7 +42,7 @@ import numbers
 import operator
 from collections.abc import Mapping
 
-from regularizers.errors import closest, listing, unknown
+from regularizers.errors import closest_hint, listing, unknown
 
 __all__ = [
     "Constant",
@@ -434,8 +434,7 @@ def _check_keys(argument, name, given, allowed):
                 f"{name} takes {listing(allowed) or 'no arguments'}"
             )
         if key not in allowed:
-            near = closest(key, allowed, cutoff=0.6)  # few choices: suggest more freely
-            hint = f" (closest: {', '.join(near)})" if near else ""
+            hint = closest_hint(key, allowed, cutoff=0.6)  # few choices: suggest more freely
             takes = listing(allowed) or "no arguments"
             raise TypeError(f"{argument}: {name} takes {takes}; got {key!r}{hint}")
 

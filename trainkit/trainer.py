@@ -270,7 +270,8 @@ class Trainer:
     # -- state -------------------------------------------------------------------
 
     def reset(self):
-        """Forget progress: counters, early-stopping state, metric window, schedule state."""
+        """Forget progress: counters, early-stopping state, metric window (itertrain rebuilds
+        the schedule)."""
         self._lr_set = None
         self.step = 0
         self.skipped = 0

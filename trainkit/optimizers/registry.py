@@ -16,7 +16,7 @@ True
 import inspect
 from collections import OrderedDict
 
-from regularizers.errors import closest, listing, unknown
+from regularizers.errors import closest_hint, listing, unknown
 
 __all__ = ["build", "describe", "hyperparameters", "lookup", "names", "register", "schedulable"]
 
@@ -131,8 +131,7 @@ def build(algo, loss_or_grads, params, **hyper):
     allowed = hyperparameters(algo)
     for key in hyper:
         if key not in allowed:
-            near = closest(key, allowed)
-            hint = f" (closest: {', '.join(near)})" if near else ""
+            hint = closest_hint(key, allowed)
             raise TypeError(
                 f"{algo}: unknown hyperparameter {key!r}; {algo} takes {listing(allowed)}{hint}"
             )
