@@ -218,7 +218,9 @@ def test_predict_with_dropout_varies_and_clean_predict_does_not():
     mapping = {"hid1:out": 0.5}  # an unhashable setting still reuses its function
     a, b = net.predict(x, dropout=mapping), net.predict(x, dropout=mapping)
     assert not np.allclose(a, b)
-    with pytest.raises(TypeError, match="predict: 'weight_l2' is not a noise or dropout regularizer"):
+    with pytest.raises(
+        TypeError, match="predict: 'weight_l2' is not a noise or dropout regularizer"
+    ):
         net.predict(x, weight_l2=0.1)
     with pytest.raises(TypeError, match="predict: 'weight_l2' is not a noise or dropout"):
         net.predict(x, weight_l2=0)
