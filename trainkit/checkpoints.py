@@ -42,7 +42,8 @@ __all__ = ["FORMAT", "VERSION", "CheckpointError", "load", "save"]
 FORMAT = "trainkit"
 VERSION = 1
 _HEADER = "header"
-# What reading a damaged or crafted archive raises besides ValueError.
+# What reading a damaged or crafted archive raises besides ValueError (zipfile raises
+# NotImplementedError for a compression method it does not know).
 _DAMAGED = (zipfile.BadZipFile, EOFError, KeyError, zlib.error, NotImplementedError, RuntimeError)
 
 
