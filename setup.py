@@ -10,7 +10,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.11",
     packages=find_packages(include=["trainkit", "trainkit.*", "regularizers", "regularizers.*"]),
-    package_data={"trainkit": ["examples/*.toml", "data/*"]},
+    package_data={"trainkit": ["cli/examples/*.toml", "cli/builtin/*"]},
     install_requires=[
         "pytensor>=3.0,<4",
         "numpy>=1.26",

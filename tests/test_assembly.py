@@ -6,8 +6,8 @@ import pytensor.tensor as pt
 import pytest
 
 import regularizers
-from trainkit.assembly import DEFAULT_LEARNING_RATE, assemble, split_kwargs
-from trainkit.options import TRAINER_OPTIONS
+from trainkit.training.assembly import DEFAULT_LEARNING_RATE, assemble, split_kwargs
+from trainkit.training.options import TRAINER_OPTIONS
 
 RNG = np.random.default_rng(7)
 

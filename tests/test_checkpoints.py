@@ -16,8 +16,8 @@ import zipfile
 import numpy as np
 import pytest
 
-from trainkit import checkpoints
-from trainkit.checkpoints import load, save
+from trainkit import archive as checkpoints
+from trainkit.archive import load, save
 
 NAMES = ["hid1.w/adam_m", "hidden_dropout/rng", "x[0]:y", "out.b", "", "ünï/còde", "a0", "header"]
 

@@ -10,7 +10,10 @@ from click.testing import CliRunner
 
 import regularizers
 import trainkit
-from trainkit import cli, optimizers, options, plotting
+from trainkit import optimizers
+from trainkit.cli import commands as cli
+from trainkit.cli import plotting
+from trainkit.training import options
 
 ROOT = Path(__file__).resolve().parent.parent
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

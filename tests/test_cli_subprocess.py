@@ -15,7 +15,9 @@ import numpy as np
 from test_cli import CLASSIFIER, runner, write_data
 
 import trainkit
-from trainkit import checkpoints, cli, plotting
+from trainkit import archive as checkpoints
+from trainkit import cli
+from trainkit.cli import plotting
 
 ROOT = Path(__file__).resolve().parent.parent
 FLAGS = "mode=FAST_COMPILE,floatX=float32,warn_float64=raise,cxx="

@@ -4,8 +4,8 @@ import tomllib
 
 import pytest
 
-from trainkit import config
-from trainkit.config import ConfigError, dumps, load, load_text, parse_override
+from trainkit.cli import config
+from trainkit.cli.config import ConfigError, dumps, load, load_text, parse_override
 
 MODEL = '[model]\nkind = "Classifier"\nlayers = [4, {size = 3, form = "rnn"}, 2]\n'
 

@@ -6,8 +6,8 @@ import re
 import numpy as np
 import pytest
 
-from trainkit import data as data_module
-from trainkit.data import ArraySpec, Dataset, check_arrays
+from trainkit.data import arrays as data_module
+from trainkit.data.arrays import ArraySpec, Dataset, check_arrays
 
 X = ArraySpec("x", ndim=2, features=8)
 Y = ArraySpec("y", ndim=1, kind="int", low=0, high=9)

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from trainkit import datasets
-from trainkit.datasets import DataError
+from trainkit.cli import files as datasets
+from trainkit.cli.files import DataError
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import pytest
 
 import regularizers
 import trainkit
-from trainkit import schedules
+from trainkit.training import schedules
 
 QUIET = dict(progress=False, log=False)
 RNG = np.random.default_rng(21)

@@ -38,7 +38,7 @@ def test_readme_names_every_option_regularizer_and_optimizer():
     """The README's tables stay true as options, regularizers and optimizers are added."""
     import regularizers
     from trainkit import optimizers
-    from trainkit.options import OPTIONS
+    from trainkit.training.options import OPTIONS
 
     readme = (SCRIPTS.parent / "README.md").read_text(encoding="utf-8")
     names = [*OPTIONS, *regularizers.names(), *optimizers.names()]

@@ -256,7 +256,7 @@ def test_a_crafted_model_file_cannot_run_code(tmp_path):
 
 
 def test_model_file_checks(tmp_path):
-    from trainkit import checkpoints
+    from trainkit import archive as checkpoints
 
     net = trainkit.Regressor([2, 3, 1])
     arrays = {k: v.get_value() for k, v in net.params.items()}

@@ -5,8 +5,8 @@ import math
 
 import pytest
 
-from trainkit import schedules
-from trainkit.schedules import Constant, Cosine, Exponential, Plateau, Schedule, Step
+from trainkit.training import schedules
+from trainkit.training.schedules import Constant, Cosine, Exponential, Plateau, Schedule, Step
 
 STEPS = range(0, 60)
 

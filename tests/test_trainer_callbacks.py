@@ -12,8 +12,8 @@ import pytest
 
 import regularizers
 import trainkit
-from trainkit import checkpoints
-from trainkit.callbacks import format_metrics
+from trainkit import archive as checkpoints
+from trainkit.training.callbacks import format_metrics
 
 
 def linear():

@@ -7,7 +7,7 @@ import pytest
 
 import regularizers
 import trainkit
-from trainkit import options
+from trainkit.training import options
 
 
 @pytest.fixture(autouse=True)

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 import trainkit
-from trainkit import checkpoints
+from trainkit import archive as checkpoints
 
 N = 14  # updates of the whole run; 5 batches per epoch, validations at 3, 6, 9, 12 and 14
 
@@ -164,7 +164,9 @@ def test_save_every_seconds_uses_the_clock(monkeypatch, tmp_path):
         now[0] += 0.4  # every reading of the clock is 0.4 s later
         return now[0]
 
-    monkeypatch.setattr(trainkit.callbacks, "time", type("clock", (), {"monotonic": clock}))
+    monkeypatch.setattr(
+        trainkit.training.callbacks, "time", type("clock", (), {"monotonic": clock})
+    )
     saved = []
     net = trainkit.Regressor([3, (4, "tanh"), 2])
     original = trainkit.Trainer.save_checkpoint

@@ -10,9 +10,8 @@
 """
 
 from . import optimizers
-from .assembly import Assembly, assemble
-from .networks import Autoencoder, Classifier, Network, Regressor, load
-from .trainer import Trainer
+from .models import Autoencoder, Classifier, Network, Regressor, load
+from .training import Assembly, Trainer, assemble
 
 __version__ = "0.1.0"
 

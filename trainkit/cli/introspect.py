@@ -12,7 +12,9 @@ import numpy as np
 
 from regularizers.base import Regularizer
 
-from . import config, optimizers, options
+from .. import optimizers
+from ..training import options
+from . import config
 
 __all__ = [
     "HOOKS",

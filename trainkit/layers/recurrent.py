@@ -17,7 +17,7 @@ import pytensor
 import pytensor.tensor as pt
 
 from . import activations
-from .layers import Layer, glorot, orthogonal, register_form
+from .base import Layer, glorot, orthogonal, register_form
 
 __all__ = ["RNN", "LSTM", "GRU"]
 

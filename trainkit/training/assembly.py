@@ -33,7 +33,7 @@ import regularizers
 from regularizers.base import as_scalar
 from regularizers.errors import closest_hint, listing
 
-from . import optimizers
+from .. import optimizers
 from .options import TRAINER_OPTIONS
 
 __all__ = [

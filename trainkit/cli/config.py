@@ -32,7 +32,7 @@ file, the key, the value, what is allowed and the closest valid key:
 >>> load_text(text, "run.toml").check_training()
 Traceback (most recent call last):
 ...
-trainkit.config.ConfigError: run.toml: training.weight_l22: unknown key; it is not a hyperparameter of rmsprop, a regularizer or a trainer option (closest: weight_l2, weight_l1)
+trainkit.cli.config.ConfigError: run.toml: training.weight_l22: unknown key; it is not a hyperparameter of rmsprop, a regularizer or a trainer option (closest: weight_l2, weight_l1)
 """  # noqa: E501
 
 import contextlib
@@ -51,7 +51,8 @@ import numpy as np
 import regularizers
 from regularizers.errors import closest_hint, listing, unknown
 
-from . import optimizers, options
+from .. import optimizers
+from ..training import options
 
 __all__ = [
     "ConfigError",
@@ -333,7 +334,7 @@ class Config:
 
     def network(self):
         """Build the model (no compiling); ConfigError for a bad ``[model]``."""
-        from .networks import Autoencoder, Classifier, Regressor
+        from ..models import Autoencoder, Classifier, Regressor
 
         cls = {c.__name__: c for c in (Regressor, Classifier, Autoencoder)}[self.kind]
         try:
@@ -353,8 +354,8 @@ class Config:
         option values and the learning-rate schedule are checked; with
         ``graph``, every regularizer's (and monitor's) selection too.
         """
-        from . import monitors, schedules
-        from .assembly import split_kwargs
+        from ..training import monitors, schedules
+        from ..training.assembly import split_kwargs
 
         algo = self.algo
         if not isinstance(algo, str):

@@ -30,9 +30,10 @@ import click
 import numpy as np
 import pytensor
 
-from . import __version__, config, datasets, introspect, plotting
-from .assembly import DEFAULT_LEARNING_RATE
-from .datasets import DataError
+from .. import __version__
+from ..training.assembly import DEFAULT_LEARNING_RATE
+from . import config, files, introspect, plotting
+from .files import DataError
 from .introspect import value_text
 
 __all__ = ["cli", "main"]
@@ -250,10 +251,10 @@ def train(config_path, example, overrides, run_dir, resume):
         cfg.check_training(net.graph())
         with tempfile.TemporaryDirectory(prefix="trainkit-split-") as scratch:
             try:
-                data = datasets.load(cfg.data, cfg.kind, scratch)
+                data = files.load(cfg.data, cfg.kind, scratch)
                 for arrays in (data.train, data.valid):
                     if arrays is not None:
-                        arrays[0] = datasets.fit_input(arrays[0], net.n_in, net.is_recurrent)
+                        arrays[0] = files.fit_input(arrays[0], net.n_in, net.is_recurrent)
             except DataError as error:
                 raise _data_error(cfg, error) from error
             _train(cfg, net, data, run_dir, resume, began)
@@ -357,8 +358,11 @@ def list_(what):
     """
     import regularizers
 
-    from . import activations, layers, losses, optimizers, options
-    from .optimizers.registry import lookup
+    from .. import layers, optimizers
+    from ..layers import activations
+    from ..models import losses
+    from ..optimizers.registry import lookup
+    from ..training import options
 
     parts = LISTS if what == "all" else (what,)
     blocks = []
@@ -423,7 +427,7 @@ def list_(what):
 
 def _network_from(target, example, overrides, mode=None):
     """A network from a model file, a run directory, a config file or an example."""
-    from .networks import load as load_model
+    from ..models import load as load_model
 
     if example is not None or (target is not None and target.lower().endswith(".toml")):
         cfg = _load_config(target, example, overrides)
@@ -537,8 +541,8 @@ def predict(model_path, data_path, output, array, columns, proba, batch_size, mo
         if proba and not classifier:
             raise UserError(f"--proba: {model_path} is a {type(net).__name__}, not a Classifier")
         names = None if columns is None else [c.strip() for c in columns.split(",") if c.strip()]
-        x = datasets.read_input(data_path, array=array, columns=names)
-        x = datasets.fit_input(x, net.n_in, net.is_recurrent, where=data_path)
+        x = files.read_input(data_path, array=array, columns=names)
+        x = files.fit_input(x, net.n_in, net.is_recurrent, where=data_path)
         function = net.predict_proba if proba else net.predict
         try:
             chunks = [
@@ -555,7 +559,7 @@ def predict(model_path, data_path, output, array, columns, proba, batch_size, mo
         header = [f"p{k}" for k in range(width)]
     else:
         header = ["y"] if width == 1 else [f"y{k}" for k in range(width)]
-    datasets.write_output(output, result, header)
+    files.write_output(output, result, header)
     click.echo(f"wrote {len(result)} predictions {tuple(result.shape)} to {output}")
 
 

@@ -23,7 +23,7 @@ Every problem is a :class:`DataError`: one line with the file, the key of
 >>> read_file(os.path.join(folder, "train.npz"), {"x": "input", "y": "labels"})
 Traceback (most recent call last):
 ...
-trainkit.datasets.DataError: .../train.npz: no array 'input'; the file holds inputs, labels (closest: inputs)
+trainkit.cli.files.DataError: .../train.npz: no array 'input'; the file holds inputs, labels (closest: inputs)
 """  # noqa: E501
 
 import csv
@@ -52,7 +52,7 @@ __all__ = [
     "write_output",
 ]
 
-DATA_DIR = Path(__file__).parent / "data"
+DATA_DIR = Path(__file__).parent / "builtin"
 #: rows copied at a time from a memory-mapped array
 CHUNK_ROWS = 65536
 ROLES = ("x", "y", "weights")

@@ -77,10 +77,11 @@ import regularizers
 from regularizers.base import as_scalar
 from regularizers.stochastic import _Stochastic
 
+from .. import archive, optimizers
+from ..data.arrays import Dataset
 from . import callbacks as cb
-from . import checkpoints, monitors, optimizers, options, schedules
+from . import monitors, options, schedules
 from .assembly import DEFAULT_ALGO, assemble, floatx_of, split_kwargs
-from .data import Dataset
 
 __all__ = ["Trainer"]
 
@@ -744,12 +745,12 @@ class Trainer:
             "window": None if self._window is None else [float(v) for v in self._window],
             "window_count": self._window_count,
         }
-        checkpoints.save(path, arrays, meta)
+        archive.save(path, arrays, meta)
 
     def _read_checkpoint(self, path):
         """Read and check a checkpoint against this trainer, before compiling."""
         try:
-            arrays, meta = checkpoints.load(path)
+            arrays, meta = archive.load(path)
         except FileNotFoundError:
             raise FileNotFoundError(f"resume: no checkpoint at {path}") from None
         if meta.get("format") != CHECKPOINT_FORMAT or meta.get("version") != CHECKPOINT_VERSION:

@@ -17,11 +17,11 @@ process is killed mid-write.
 
 >>> import os, tempfile
 >>> import numpy as np
->>> from trainkit import checkpoints
+>>> from trainkit import archive
 >>> with tempfile.TemporaryDirectory() as folder:
 ...     path = os.path.join(folder, "model")
-...     checkpoints.save(path, {"hid1.w/adam_m": np.zeros((2, 3), "float32")}, {"step": 7})
-...     arrays, meta = checkpoints.load(path)
+...     archive.save(path, {"hid1.w/adam_m": np.zeros((2, 3), "float32")}, {"step": 7})
+...     arrays, meta = archive.load(path)
 ...     os.listdir(folder)
 ['model']
 >>> {name: a.shape for name, a in arrays.items()}, meta

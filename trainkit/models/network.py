@@ -20,11 +20,11 @@ import regularizers
 from regularizers.base import Regularizer
 from regularizers.errors import closest_hint, unknown
 
-from . import checkpoints, losses
-from .data import ArraySpec, check_arrays
-from .layers import parse_layers
-from .recurrent import RNN  # noqa: F401  (registers the recurrent forms)
-from .trainer import Trainer
+from .. import archive
+from ..data.arrays import ArraySpec, check_arrays
+from ..layers import parse_layers
+from ..training.trainer import Trainer
+from . import losses
 
 __all__ = ["Network", "Regressor", "Classifier", "Autoencoder", "Task", "load"]
 
@@ -405,7 +405,7 @@ class Network:
             "config": self.config(),
         }
         arrays = OrderedDict((name, p.get_value()) for name, p in self.params.items())
-        checkpoints.save(path, arrays, meta)
+        archive.save(path, arrays, meta)
 
     def set_params(self, arrays, source="parameters"):
         """Set every parameter from a name -> array mapping (names, shapes, dtypes checked)."""
@@ -566,7 +566,7 @@ def load(path):
     checked field by field, so opening a model file from elsewhere cannot run
     code.
     """
-    arrays, meta = checkpoints.load(path)
+    arrays, meta = archive.load(path)
     if meta.get("format") != MODEL_FORMAT:
         raise ValueError(f"{path}: not a trainkit model file (format {meta.get('format')!r})")
     if meta.get("version") != MODEL_VERSION:

@@ -23,7 +23,7 @@ State (``plateau``'s best loss and counters) round-trips through
 run sees bitwise the same rates; :meth:`Schedule.config` and
 :func:`from_config` rebuild the schedule itself.
 
->>> from trainkit import schedules
+>>> from trainkit.training import schedules
 >>> schedules.names()
 ['constant', 'cosine', 'exponential', 'plateau', 'step']
 >>> s = schedules.build({"name": "step", "step_size": 2}, 0.1, warmup=2)

@@ -1,0 +1,9 @@
+"""The command line: ``trainkit train|list|describe|explain|predict|plot`` (see README.md).
+
+Everything here serves the command line alone: TOML configs, data files, the
+built-in data set, reports and plots. The library never imports this package.
+"""
+
+from .commands import cli, main
+
+__all__ = ["cli", "main"]
