@@ -11,7 +11,71 @@ allowed, and the closest valid choice when there is one.
 
 import difflib
 
-__all__ = ["closest", "closest_hint", "listing", "unknown"]
+__all__ = [
+    "ArgumentError",
+    "InvalidArgument",
+    "UnknownArgument",
+    "closest",
+    "closest_hint",
+    "listing",
+    "unknown",
+]
+
+_NOTHING = object()
+
+
+class ArgumentError(Exception):
+    """A bad argument, as data: which argument, the value, what is allowed, the closest.
+
+    Its text is ``'{argument}: {problem}'``; a front end (the command line)
+    reads the fields instead of parsing the text, e.g. to say
+    ``run.toml: training.learning_rate`` where Python says ``learning_rate``.
+
+    Parameters
+    ----------
+    argument : str
+        The keyword, option or config key the problem is about.
+    problem : str
+        What is wrong, what is allowed and the closest valid choice, in words.
+    value : object, optional
+        The value given.
+    allowed : sequence of str, optional
+        The valid choices, when they are a list of names.
+    closest : sequence of str
+        The valid choices that look most like ``value`` (best first).
+
+    Examples
+    --------
+    >>> error = InvalidArgument("beta1", "must be in [0, 1), got 1.5", value=1.5)
+    >>> str(error), error.argument, isinstance(error, ValueError)
+    ('beta1: must be in [0, 1), got 1.5', 'beta1', True)
+    """
+
+    def __init__(self, argument, problem, value=_NOTHING, allowed=None, closest=()):
+        self.argument = str(argument)
+        self.problem = problem
+        self.value = None if value is _NOTHING else value
+        self.allowed = None if allowed is None else list(allowed)
+        self.closest = list(closest)
+        super().__init__(f"{self.argument}: {problem}")
+
+    def __reduce__(self):  # picklable despite the keyword-only fields
+        return (
+            _rebuild,
+            (type(self), self.argument, self.problem, self.value, self.allowed, self.closest),
+        )
+
+
+def _rebuild(cls, argument, problem, value, allowed, closest_):
+    return cls(argument, problem, value, allowed, closest_)
+
+
+class InvalidArgument(ArgumentError, ValueError):
+    """A known argument with a bad value (a ``ValueError``)."""
+
+
+class UnknownArgument(ArgumentError, TypeError):
+    """An argument nobody takes, or one of the wrong kind (a ``TypeError``)."""
 
 
 def closest(value, choices, n=3, cutoff=0.6, spread=0.15):
