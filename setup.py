@@ -17,6 +17,7 @@ setup(
         "click>=8.1",
         "tqdm>=4.60",
         "matplotlib>=3.6",
+        "threadpoolctl>=3.1",
     ],
     extras_require={
         "test": ["pytest>=8", "hypothesis>=6.100", "jax>=0.4"],

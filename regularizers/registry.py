@@ -7,7 +7,7 @@ from collections import OrderedDict
 from pytensor.graph.basic import Variable
 
 from .base import Regularizer
-from .errors import closest_hint, unknown
+from .errors import ArgumentError, InvalidArgument, UnknownArgument, closest_hint, unknown
 
 __all__ = ["register", "names", "canonical", "lookup", "build", "arguments", "from_kwargs"]
 
@@ -140,33 +140,52 @@ def from_kwargs(**kwargs):
     made = []
     seen = {}
     for key, value in kwargs.items():
-        if key not in _REGISTRY and key not in _ALIASES:
-            continue
-        name = canonical(key)
-        if name in seen:
-            raise TypeError(
-                f"{key}: {seen[name]} and {key} name the same regularizer ({name}); give one"
-            )
-        seen[name] = key
-        if _off(value):
-            continue
-        if _is_scalar(value):
-            made.append(build(key, weight=value))
-        elif isinstance(value, dict):
-            allowed = arguments(key)
-            if name in _MAPPING_FORM and value and not any(k in allowed for k in value):
-                for pattern, weight in value.items():
-                    made.append(build(key, weight=weight, pattern=pattern))
-            else:
-                made.append(build(key, **value))
-        elif isinstance(value, Regularizer):
-            if value.name != name:
-                raise TypeError(f"{key}: got a {value.name} regularizer; expected a {name}")
-            made.append(value)
+        try:
+            made += _from_keyword(key, value, seen)
+        except ArgumentError:
+            raise
+        except (TypeError, ValueError) as error:
+            # one place turns a regularizer's own complaint into an error about the keyword
+            message = str(error)
+            for prefix in (f"{key}: ", f"{canonical(key)}: "):
+                if message.startswith(prefix):
+                    message = message[len(prefix) :]
+                    break
+            kind = UnknownArgument if isinstance(error, TypeError) else InvalidArgument
+            raise kind(key, message, value) from None
+    return made
+
+
+def _from_keyword(key, value, seen):
+    """The regularizers one keyword makes (none for a keyword that is not one)."""
+    made = []
+    if key not in _REGISTRY and key not in _ALIASES:
+        return []
+    name = canonical(key)
+    if name in seen:
+        raise TypeError(
+            f"{key}: {seen[name]} and {key} name the same regularizer ({name}); give one"
+        )
+    seen[name] = key
+    if _off(value):
+        return []
+    if _is_scalar(value):
+        made.append(build(key, weight=value))
+    elif isinstance(value, dict):
+        allowed = arguments(key)
+        if name in _MAPPING_FORM and value and not any(k in allowed for k in value):
+            for pattern, weight in value.items():
+                made.append(build(key, weight=weight, pattern=pattern))
         else:
-            mapping = " or a {pattern: weight} dict" if name in _MAPPING_FORM else ""
-            raise TypeError(
-                f"{key}: expected a number, a dict of {name}'s arguments "
-                f"({', '.join(arguments(key))}){mapping}, got {value!r}"
-            )
+            made.append(build(key, **value))
+    elif isinstance(value, Regularizer):
+        if value.name != name:
+            raise TypeError(f"{key}: got a {value.name} regularizer; expected a {name}")
+        made.append(value)
+    else:
+        mapping = " or a {pattern: weight} dict" if name in _MAPPING_FORM else ""
+        raise TypeError(
+            f"{key}: expected a number, a dict of {name}'s arguments "
+            f"({', '.join(arguments(key))}){mapping}, got {value!r}"
+        )
     return made

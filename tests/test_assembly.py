@@ -6,8 +6,7 @@ import pytensor.tensor as pt
 import pytest
 
 import regularizers
-from trainkit.training.assembly import DEFAULT_LEARNING_RATE, assemble, split_kwargs
-from trainkit.training.options import TRAINER_OPTIONS
+from trainkit.training.assembly import assemble
 
 RNG = np.random.default_rng(7)
 
@@ -61,51 +60,6 @@ def values(graph):
 
 def data(n=5):
     return RNG.normal(size=(n, 3)).astype("float32"), RNG.normal(size=(n, 2)).astype("float32")
-
-
-# -- split_kwargs --------------------------------------------------------------
-
-
-def test_split_sorts_keywords_into_three_kinds():
-    hyper, regs, rest = split_kwargs(
-        "adam", learning_rate=0.01, beta1=0.8, weight_decay=1e-4, max_norm=3, batch_size=8
-    )
-    assert hyper == {"learning_rate": 0.01, "beta1": 0.8}
-    assert [r.name for r in regs] == ["weight_l2", "max_norm"]
-    assert rest == {"batch_size": 8}
-
-
-def test_split_defaults_learning_rate_for_every_algorithm_with_one():
-    assert split_kwargs("rmsprop")[0] == {"learning_rate": DEFAULT_LEARNING_RATE}
-    assert split_kwargs("sgd")[0] == {"learning_rate": DEFAULT_LEARNING_RATE}
-
-
-def test_split_rejects_typo_with_closest_keywords():
-    with pytest.raises(TypeError, match=r"weight_l22: unknown keyword.*closest: weight_l2"):
-        split_kwargs("adam", weight_l22=0.1)
-    with pytest.raises(TypeError, match=r"bach_size: unknown keyword.*closest: batch_size"):
-        split_kwargs("adam", bach_size=16)
-    with pytest.raises(TypeError, match=r"learning_rat: .*closest: learning_rate"):
-        split_kwargs("adam", learning_rat=0.1)
-
-
-def test_split_names_the_algorithms_a_misplaced_hyperparameter_belongs_to():
-    with pytest.raises(
-        TypeError, match=r"rho: not a hyperparameter of adam \(it belongs to .*rmsprop"
-    ):
-        split_kwargs("adam", rho=0.9)
-
-
-def test_split_rejects_unknown_algorithm_with_closest():
-    with pytest.raises(ValueError, match=r"algo: unknown algorithm 'adamm'.*closest: adam"):
-        split_kwargs("adamm")
-
-
-def test_split_passes_only_declared_trainer_options():
-    assert set(TRAINER_OPTIONS) >= {"batch_size", "patience", "validate_every"}
-    with pytest.raises(TypeError, match="patience: unknown keyword"):
-        split_kwargs("sgd", trainer_options=(), patience=3)
-    assert split_kwargs("sgd", trainer_options=("custom",), custom=1)[2] == {"custom": 1}
 
 
 # -- assemble ------------------------------------------------------------------

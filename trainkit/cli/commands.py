@@ -19,8 +19,10 @@ checkpoint and exits with 128 + the signal number (130, 143).
 
 import functools
 import json
+import logging
 import os
 import re
+import sys
 import tempfile
 import time
 import tomllib
@@ -29,9 +31,11 @@ from pathlib import Path
 import click
 import numpy as np
 import pytensor
+from tqdm.auto import tqdm
 
 from .. import __version__
 from ..training.assembly import DEFAULT_LEARNING_RATE
+from ..training.signals import stop_on_signals
 from . import config, files, introspect, plotting
 from .files import DataError
 from .introspect import value_text
@@ -103,6 +107,26 @@ def cli(debug):
     `trainkit list` shows every optimizer, regularizer, trainer option and
     shipped example; `trainkit COMMAND --help` shows a command's options.
     """
+    _show_library_logs()
+
+
+class _LogToStderr(logging.Handler):
+    """Log records of the library as plain lines on stderr, around a progress bar."""
+
+    def emit(self, record):
+        try:
+            tqdm.write(self.format(record), file=sys.stderr)
+        except Exception:  # noqa: BLE001  (logging's own contract: never raise from emit)
+            self.handleError(record)
+
+
+def _show_library_logs():
+    """The command line prints the library's log lines (the library itself never does)."""
+    log = logging.getLogger("trainkit")
+    if not any(isinstance(h, _LogToStderr) for h in log.handlers):
+        log.addHandler(_LogToStderr())
+    log.setLevel(logging.INFO)
+    log.propagate = False
 
 
 def main(argv=None):
@@ -289,7 +313,10 @@ def _train(cfg, net, data, run_dir, resume, began):
     click.echo(f"run directory: {run_dir}{' (resuming)' if resume else ''}")
     click.echo(f"compiling with mode {mode} ...")
     try:
-        net.train(data.train, data.valid, algo=cfg.algo, **kwargs)
+        pairs = net.itertrain(data.train, data.valid, algo=cfg.algo, **kwargs)
+        with stop_on_signals(net.trainer):
+            for _ in pairs:
+                pass
     except (ValueError, TypeError) as error:
         message = str(error)
         if message.startswith(("train:", "valid:", "train batch", "valid batch")):

@@ -48,10 +48,8 @@ from pathlib import Path
 
 import numpy as np
 
-import regularizers
-from regularizers.errors import closest_hint, listing, unknown
+from regularizers.errors import ArgumentError, closest_hint, unknown
 
-from .. import optimizers
 from ..training import options
 
 __all__ = [
@@ -281,18 +279,14 @@ class Config:
     def rephrase(self, section, error, keys=()):
         """A library error as a ConfigError naming the file and the key it is about.
 
-        The library's messages start with the keyword they are about
-        (``'weight_l2: weight must be ...'``); that keyword becomes
-        ``file: section.keyword``.
+        An :class:`~regularizers.errors.ArgumentError` says which argument it
+        is about, which becomes ``file: section.argument``; other errors are
+        about the section as a whole. (``keys`` is accepted for callers that
+        list the section's keys; the error's own field decides.)
         """
-        message = str(error)
-        for key in sorted(keys, key=len, reverse=True):
-            if message.startswith(key) and message[len(key) : len(key) + 1] in (":", "["):
-                rest = message[len(key) :]
-                if rest.startswith(":"):
-                    rest = rest[1:].lstrip()
-                    return ConfigError(f"{self.where(section, key)}: {rest}")
-                return ConfigError(f"{self.where(section, key)}{rest}")
+        if isinstance(error, ArgumentError):
+            return ConfigError(f"{self.where(section, error.argument)}: {error.problem}")
+        message = error if isinstance(error, str) else str(error)
         return ConfigError(f"{self.where(section)}: {message}")
 
     # -- sections ---------------------------------------------------------------
@@ -347,74 +341,37 @@ class Config:
             raise self.rephrase("model", message, MODEL_KEYS) from error
 
     def check_training(self, graph=None):
-        """Check ``[training]`` without compiling: ``(hyper, regularizers, trainer options)``.
+        """Check ``[training]`` without compiling; returns the parsed TrainingSpec.
 
-        Unknown keys, keys of another optimizer, keys the command line sets,
-        hyperparameters that are not numbers, regularizer arguments, trainer
-        option values and the learning-rate schedule are checked; with
-        ``graph``, every regularizer's (and monitor's) selection too.
+        The keywords are parsed by :func:`trainkit.training.spec.parse`, the
+        same parse ``net.train`` makes; keys the command line sets are
+        refused first. With ``graph``, every regularizer's (and monitor's)
+        selection is checked too.
         """
-        from ..training import monitors, schedules
-        from ..training.assembly import split_kwargs
+        from ..training import monitors
+        from ..training.spec import parse
 
-        algo = self.algo
-        if not isinstance(algo, str):
-            raise self.error("training", "algo", f"expected a string, got {algo!r}")
-        try:
-            allowed = optimizers.hyperparameters(algo)
-        except ValueError as error:
-            raise self.rephrase("training", error, ["algo"]) from None
         kwargs = self.training_kwargs()
-        reg_names = set(regularizers.names())
-        for key, value in kwargs.items():
+        for key in kwargs:
             if key in CLI_OPTIONS:
                 raise self.error(
                     "training", key, f"is set by the command line ({CLI_OPTIONS[key]}); remove it"
                 )
-            if key in allowed:
-                if isinstance(value, bool) or not isinstance(value, numbers.Real):
-                    raise self.error(
-                        "training",
-                        key,
-                        f"{algo}'s hyperparameter must be a number, got {_kind_of(value)} "
-                        f"{value!r}",
-                    )
-            elif key not in reg_names and key not in options.OPTIONS:
-                owners = [a for a in optimizers.names() if key in optimizers.hyperparameters(a)]
-                if owners:
-                    raise self.error(
-                        "training",
-                        key,
-                        f"not a hyperparameter of {algo} (it belongs to {listing(owners)}); "
-                        f"{algo} takes {listing(allowed) or 'none'}",
-                    )
-                valid = [*allowed, "algo", *sorted(reg_names), *sorted(options.OPTIONS)]
-                hint = closest_hint(key, [v for v in valid if v not in CLI_OPTIONS])
-                raise self.error(
-                    "training",
-                    key,
-                    f"unknown key; it is not a hyperparameter of {algo}, a regularizer or a "
-                    f"trainer option{hint}",
-                )
-        keys = ["algo", *kwargs]
         try:
-            hyper, regs, trainer_kwargs = split_kwargs(algo, **kwargs)
-            # the command line always writes a checkpoint (save_every needs one)
-            opts = options.parse({**trainer_kwargs, "save_progress": "checkpoint.npz"})
-            if opts.lr_schedule is not None:
-                schedules.build(
-                    opts.lr_schedule,
-                    float(hyper.get("learning_rate", 1e-3)),
-                    warmup=opts.lr_warmup,
-                    total_steps=opts.max_updates,
-                )
+            spec = parse(
+                self.algo,
+                trainer_options_allowed=[k for k in options.OPTIONS if k not in CLI_OPTIONS],
+                # the command line always writes a checkpoint (save_every needs one)
+                implied_options={"save_progress": "checkpoint.npz"},
+                **kwargs,
+            )
             if graph is not None:
-                for reg in regs:
+                for reg in spec.regularizers:
                     reg.targets(graph)
-                monitors.build(opts.monitors, graph)
+                monitors.build(spec.options.monitors, graph)
         except (ValueError, TypeError) as error:
-            raise self.rephrase("training", error, keys) from error
-        return hyper, regs, trainer_kwargs
+            raise self.rephrase("training", error) from error
+        return spec
 
 
 @contextlib.contextmanager

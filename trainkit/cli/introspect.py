@@ -143,13 +143,14 @@ def hooks_of(reg):
 
 def explain_info(cfg, net):
     graph = net.graph()
-    hyper, regs, trainer_kwargs = cfg.check_training(graph)
+    spec = cfg.check_training(graph)
+    regs = spec.regularizers
     defaults = optimizers.hyperparameters(cfg.algo)
-    hyper = {**{k: v for k, v in defaults.items()}, **hyper}
+    hyper = {**{k: v for k, v in defaults.items()}, **spec.hyperparameters}
     opts = {
         k: v
-        for k, v in trainer_kwargs.items()
-        if k not in config.CLI_OPTIONS and v != options.OPTIONS[k].default
+        for k, v in cfg.training_kwargs().items()
+        if k in options.OPTIONS and k not in config.CLI_OPTIONS and v != options.OPTIONS[k].default
     }
     entries = []
     for reg in regs:

@@ -268,7 +268,17 @@ class Network:
     def _trainer(self, train, valid, algo, kwargs):
         train = self._arrays(train)
         valid = None if valid is None else self._arrays(valid)
-        weighted = isinstance(train, list) and len(train) == len(self.task().inputs) + 1
+        n_inputs = len(self.task().inputs)
+        arrays = [a for a in (train, valid) if isinstance(a, list)]
+        # sample weights on either side: the other side counts every example once
+        weighted = any(len(a) == n_inputs + 1 for a in arrays)
+        if weighted:
+            train, valid = (
+                [*a, np.ones(a[0].shape[: self.output_ndim - 1], self.dtype)]
+                if isinstance(a, list) and len(a) == n_inputs
+                else a
+                for a in (train, valid)
+            )
         mode = kwargs.get("mode", self.mode)
         time_steps = None
         if self.is_recurrent and _is_jax(mode):
@@ -279,8 +289,6 @@ class Network:
                 )
             time_steps = self.static_time(mode, train[0])
         task = self.task(weighted=weighted, time_steps=time_steps)
-        if weighted and isinstance(valid, list) and len(valid) == len(task.inputs) - 1:
-            valid = [*valid, np.ones(valid[0].shape[: self.output_ndim - 1], self.dtype)]
         kwargs.setdefault("mode", self.mode)
         trainer = Trainer(
             task.graph,
@@ -297,7 +305,7 @@ class Network:
         self.trainer = trainer
         return trainer, train, valid
 
-    def itertrain(self, train, valid=None, algo="rmsprop", **kwargs):
+    def itertrain(self, train, valid=None, algo=None, **kwargs):
         """Train, yielding ``(train_metrics, valid_metrics)`` after each validation.
 
         Parameters
@@ -306,11 +314,12 @@ class Network:
             ``[X, Y]`` (``[X]`` for an autoencoder), optionally with a trailing
             sample-weight array; or a callable returning one batch per call;
             or an iterable of batches. ``valid`` defaults to ``train``.
-        algo : str
-            Optimizer name.
+        algo : str, optional
+            Optimizer name (default ``'rmsprop'``, theanets' default).
         **kwargs
             Optimizer hyperparameters, regularizers and trainer options (see
-            :func:`trainkit.assembly.assemble` and :mod:`trainkit.options`).
+            :mod:`trainkit.training.spec` and :mod:`trainkit.training.options`),
+            parsed once, by the :class:`~trainkit.Trainer`.
 
         Returns
         -------
@@ -322,7 +331,7 @@ class Network:
         trainer, train, valid = self._trainer(train, valid, algo, kwargs)
         return trainer.itertrain(train, valid)
 
-    def train(self, train, valid=None, algo="rmsprop", **kwargs):
+    def train(self, train, valid=None, algo=None, **kwargs):
         """Train to the end; return the last ``(train_metrics, valid_metrics)``."""
         trainer, train, valid = self._trainer(train, valid, algo, kwargs)
         return trainer.train(train, valid)

@@ -1,54 +1,43 @@
-r"""Keyword arguments assembled into a regularized loss and an update dictionary.
+r"""A parsed training spec assembled into a regularized loss and an update dictionary.
 
-This is the one place where ``algo='adam', learning_rate=1e-3,
-weight_l2=1e-4, hidden_dropout=0.2, max_norm=3, ...`` becomes a training
-step. ``net.train``, the :class:`~trainkit.Trainer` and the command line all
-go through :func:`assemble`:
+This is where ``algo='adam', learning_rate=1e-3, weight_l2=1e-4,
+hidden_dropout=0.2, max_norm=3, ...`` becomes a training step. ``net.train``,
+the :class:`~trainkit.Trainer` and the command line all go through
+:func:`assemble`:
 
-1. :func:`split_kwargs` sorts the keywords into optimizer hyperparameters,
-   regularizers and trainer options, and rejects the rest (``TypeError``
-   naming the closest valid keywords), before any graph is touched.
+1. The keywords are parsed once, by :func:`trainkit.training.spec.parse`
+   (or a :class:`~trainkit.training.spec.TrainingSpec` is passed in).
 2. Every regularizer's selection is checked against the graph (``ValueError``
    listing the names available).
 3. Graph modifiers (noise, dropout) rewrite the graph into a training graph;
    the base loss is moved onto it.
 4. The training loss is :math:`\mathcal{L} = \mathcal{L}_0 + \sum_r w_r
    \mathcal{L}_r` over regularizers that have a penalty.
-5. Gradients are taken, then passed through gradient modifiers (clipping).
-6. The optimizer makes updates, which update modifiers (norm constraints)
-   rewrite; the training graph's own updates (random generators) are added.
+5. Gradients are taken. :meth:`Assembly.apply` is the second half of the
+   step, a function of *any* gradient expressions: gradient modifiers
+   (clipping), the optimizer, then update modifiers (norm constraints). The
+   one-function step applies it to the gradients of step 5; the split step
+   (gradient accumulation, data parallel) to accumulated or all-reduced ones.
 """
 
 import contextlib
-import inspect
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import pytensor
+import pytensor.tensor as pt
 from pytensor.graph.basic import Variable
 from pytensor.graph.traversal import ancestors
 from pytensor.tensor.random.type import RandomGeneratorType
 
 import regularizers
 from regularizers.base import as_scalar
-from regularizers.errors import closest_hint, listing
+from regularizers.errors import UnknownArgument
 
 from .. import optimizers
-from .options import TRAINER_OPTIONS
+from .spec import DEFAULT_ALGO, DEFAULT_LEARNING_RATE, TrainingSpec, parse
 
-__all__ = [
-    "Assembly",
-    "assemble",
-    "split_kwargs",
-    "floatx_of",
-    "DEFAULT_ALGO",
-    "DEFAULT_LEARNING_RATE",
-]
-
-#: the algorithm used when none is named (theanets' default)
-DEFAULT_ALGO = "rmsprop"
-#: the learning rate used when none is given, for every algorithm that has one
-DEFAULT_LEARNING_RATE = 1e-3
+__all__ = ["Assembly", "assemble", "floatx_of", "DEFAULT_ALGO", "DEFAULT_LEARNING_RATE"]
 
 
 @dataclass
@@ -62,34 +51,73 @@ class Assembly:
     updates : OrderedDict
         Shared variable -> new value: parameters, optimizer state, random
         generators.
-    regularizers : list of Regularizer
-        The regularizers built from the keywords, in keyword order.
-    trainer_kwargs : dict
-        The keywords left for the trainer.
+    spec : TrainingSpec
+        The parsed keywords (algorithm, hyperparameters, regularizers,
+        trainer options).
     graph : regularizers.Graph
         The training graph (noise and dropout inserted).
     base_loss : scalar Variable
         The unregularized loss, moved onto the training graph.
     penalties : OrderedDict
         Regularizer label -> its weighted penalty, for monitoring.
+    raw_gradients : OrderedDict
+        Parameter name -> gradient of ``loss``, before clipping.
     gradients : OrderedDict
         Parameter name -> gradient after clipping.
-    algo : str
-        The optimizer's name.
-    hyperparameters : dict
-        The hyperparameters given to the optimizer (defaults filled in).
     """
 
     loss: Variable
     updates: OrderedDict
-    regularizers: list
-    trainer_kwargs: dict
+    spec: TrainingSpec
     graph: regularizers.Graph
     base_loss: Variable
     penalties: OrderedDict = field(default_factory=OrderedDict)
+    raw_gradients: OrderedDict = field(default_factory=OrderedDict)
     gradients: OrderedDict = field(default_factory=OrderedDict)
-    algo: str = DEFAULT_ALGO
-    hyperparameters: dict = field(default_factory=dict)
+
+    @property
+    def algo(self):
+        return self.spec.algo
+
+    @property
+    def hyperparameters(self):
+        return self.spec.hyperparameters
+
+    @property
+    def regularizers(self):
+        return list(self.spec.regularizers)
+
+    @property
+    def graph_updates(self):
+        """The training graph's own updates (noise and dropout generators)."""
+        return OrderedDict(self.graph.updates)
+
+    def apply(self, gradients, hyperparameters=None):
+        """The second half of a step: clip ``gradients``, run the optimizer, constrain.
+
+        Parameters
+        ----------
+        gradients : mapping of str -> Variable
+            One gradient expression per parameter name (any expressions:
+            this step's gradients, accumulated or all-reduced ones).
+        hyperparameters : dict, optional
+            Replaces the spec's (e.g. a shared learning-rate variable).
+
+        Returns
+        -------
+        (OrderedDict, OrderedDict)
+            The clipped gradients by parameter name, and the updates of the
+            parameters and the optimizer state (not the graph's generators).
+        """
+        params = self.graph.params
+        grads = OrderedDict((name, gradients[name]) for name in params)
+        for reg in self.spec.regularizers:
+            grads = reg.modify_gradients(self.graph, grads)
+        hyper = dict(self.spec.hyperparameters if hyperparameters is None else hyperparameters)
+        updates = optimizers.build(self.spec.algo, list(grads.values()), params, **hyper)
+        for reg in self.spec.regularizers:
+            updates = reg.modify_updates(self.graph, updates)
+        return grads, OrderedDict(updates)
 
 
 def floatx_of(params):
@@ -107,83 +135,7 @@ def floatx_of(params):
     return contextlib.nullcontext()
 
 
-def _owners(key):
-    """Algorithms that have a hyperparameter called ``key``."""
-    return [a for a in optimizers.names() if key in optimizers.hyperparameters(a)]
-
-
-def split_kwargs(algo=DEFAULT_ALGO, trainer_options=TRAINER_OPTIONS, **kwargs):
-    """Sort keywords into hyperparameters, regularizers and trainer options.
-
-    Parameters
-    ----------
-    algo : str
-        The optimizer's registered name.
-    trainer_options : collection of str
-        The keywords the calling trainer accepts.
-    **kwargs
-        Everything else the user gave.
-
-    Returns
-    -------
-    hyper : dict
-        Hyperparameters for ``algo``, with ``learning_rate`` defaulting to
-        :data:`DEFAULT_LEARNING_RATE` where ``algo`` has one.
-    regs : list of Regularizer
-        Built with :func:`regularizers.from_kwargs`.
-    trainer_kwargs : dict
-        Keywords named in ``trainer_options``.
-
-    Raises
-    ------
-    ValueError
-        For an unknown ``algo``.
-    TypeError
-        For a keyword that none of them claims, naming the closest valid ones.
-
-    Examples
-    --------
-    >>> hyper, regs, rest = split_kwargs("adam", weight_l2=1e-4, batch_size=32)
-    >>> hyper, regs, rest
-    ({'learning_rate': 0.001}, [weight_l2(weight=0.0001, pattern=None)], {'batch_size': 32})
-    >>> split_kwargs("adam", weight_l22=1e-4)
-    Traceback (most recent call last):
-    ...
-    TypeError: weight_l22: unknown keyword argument; it is not a hyperparameter of adam, a regularizer or a trainer option (closest: weight_l2, weight_l1)
-    """
-    allowed = optimizers.hyperparameters(algo)
-    reg_names = set(regularizers.names())
-    trainer_options = set(trainer_options)
-    hyper, reg_kwargs, trainer_kwargs = {}, {}, {}
-    for key, value in kwargs.items():
-        if key in allowed:
-            hyper[key] = value
-        elif key in reg_names:
-            reg_kwargs[key] = value
-        elif key in trainer_options:
-            trainer_kwargs[key] = value
-        else:
-            owners = _owners(key)
-            if owners:
-                raise TypeError(
-                    f"{key}: not a hyperparameter of {algo} (it belongs to "
-                    f"{listing(owners)}); {algo} takes {listing(allowed) or 'none'}"
-                )
-            valid = [*allowed, *sorted(reg_names), *sorted(trainer_options)]
-            hint = closest_hint(key, valid)
-            raise TypeError(
-                f"{key}: unknown keyword argument; it is not a hyperparameter of {algo}, "
-                f"a regularizer or a trainer option{hint}"
-            )
-    if "learning_rate" in allowed and "learning_rate" not in hyper:
-        hyper["learning_rate"] = DEFAULT_LEARNING_RATE
-    missing = [k for k, d in allowed.items() if d is inspect.Parameter.empty and k not in hyper]
-    if missing:
-        raise TypeError(f"{algo}: {' and '.join(missing)} is required")
-    return hyper, regularizers.from_kwargs(**reg_kwargs), trainer_kwargs
-
-
-def assemble(graph, loss, algo=DEFAULT_ALGO, *, trainer_options=TRAINER_OPTIONS, **kwargs):
+def assemble(graph, loss, algo=None, *, spec=None, hyperparameters=None, **kwargs):
     """Turn a graph, a base loss and keyword arguments into a training step.
 
     Parameters
@@ -192,14 +144,17 @@ def assemble(graph, loss, algo=DEFAULT_ALGO, *, trainer_options=TRAINER_OPTIONS,
         The model (its clean, prediction-time graph).
     loss : scalar Variable
         The base loss, built from ``graph``'s outputs.
-    algo : str
+    algo : str, optional
         Optimizer name (see ``trainkit.optimizers.names()``).
-    trainer_options : collection of str
-        Keywords to pass through for the trainer instead of rejecting.
+    spec : TrainingSpec, optional
+        Keywords already parsed (then give no ``algo`` or keywords).
+    hyperparameters : dict, optional
+        Replaces the spec's hyperparameters when building the updates (the
+        trainer passes its shared learning-rate variable).
     **kwargs
         Optimizer hyperparameters (``learning_rate=...``), regularizers
         (``weight_l2=...``, ``hidden_dropout=...``, ``max_norm=...``) and
-        trainer options.
+        trainer options, parsed by :func:`trainkit.training.spec.parse`.
 
     Returns
     -------
@@ -218,36 +173,52 @@ def assemble(graph, loss, algo=DEFAULT_ALGO, *, trainer_options=TRAINER_OPTIONS,
     >>> w.get_value().ravel()                        # w - 0.1 * (2 * 0 + 0.5 * 2 w / 2)
     array([0.475, 0.475], dtype=float32)
     """
+    if spec is None:
+        spec = parse(algo, **kwargs)
+    elif algo is not None or kwargs:
+        given = "algo" if algo is not None else next(iter(kwargs))
+        raise UnknownArgument(given, "give keywords or a parsed spec, not both", None)
     if not isinstance(graph, regularizers.Graph):
         raise TypeError(f"assemble: graph must be a regularizers.Graph, got {type(graph).__name__}")
     if not isinstance(loss, Variable) or loss.ndim != 0:
         raise TypeError(f"assemble: loss must be a scalar PyTensor variable, got {loss!r}")
-    hyper, regs, trainer_kwargs = split_kwargs(algo, trainer_options, **kwargs)
-    for reg in regs:
+    for reg in spec.regularizers:
         reg.targets(graph)
     if not graph.params:
         raise ValueError("assemble: the graph has no parameters to train")
     with floatx_of(graph.params.values()):
-        return _assemble(graph, loss, algo, hyper, regs, trainer_kwargs)
+        return _assemble(graph, loss, spec, hyperparameters)
 
 
-def _assemble(graph, loss, algo, hyper, regs, trainer_kwargs):
+def penalty_terms(regs, graph):
+    """Label -> weighted penalty for each regularizer that has one, on ``graph``."""
+    penalties = OrderedDict()
+    for reg in regs:
+        penalty = reg.loss(graph)
+        if penalty is None:
+            continue
+        penalties[_label(reg, penalties)] = as_scalar(reg.weight, penalty.dtype) * penalty
+    return penalties
+
+
+def total_loss(base, penalties):
+    """The base loss plus the weighted penalties, in the base loss's dtype."""
+    total = base
+    for term in penalties.values():
+        total = total + pt.cast(term, total.dtype)
+    return total
+
+
+def _assemble(graph, loss, spec, hyperparameters):
     params = graph.params
+    regs = spec.regularizers
 
     train = graph
     for reg in regs:
         train = reg.modify_graph(train)
     base_loss = train.carry(loss, graph)
-
-    total = base_loss
-    penalties = OrderedDict()
-    for reg in regs:
-        penalty = reg.loss(train)
-        if penalty is None:
-            continue
-        term = as_scalar(reg.weight, penalty.dtype) * penalty
-        penalties[_label(reg, penalties)] = term
-        total = total + pytensor.tensor.cast(term, total.dtype)
+    penalties = penalty_terms(regs, train)
+    total = total_loss(base_loss, penalties)
 
     connected = set(ancestors([total]))
     unused = [name for name, p in params.items() if p not in connected]
@@ -266,29 +237,24 @@ def _assemble(graph, loss, algo, hyper, regs, trainer_kwargs):
                 f"pre-activation, like xent, does not read the output after its activation); "
                 f"select outputs the loss depends on"
             )
-    grads = OrderedDict(zip(params, pytensor.grad(total, list(params.values())), strict=True))
-    for reg in regs:
-        grads = reg.modify_gradients(train, grads)
-
-    updates = optimizers.build(algo, list(grads.values()), params, **hyper)
-    for reg in regs:
-        updates = reg.modify_updates(train, updates)
+    raw = OrderedDict(zip(params, pytensor.grad(total, list(params.values())), strict=True))
+    assembly = Assembly(
+        loss=total,
+        updates=OrderedDict(),
+        spec=spec,
+        graph=train,
+        base_loss=base_loss,
+        penalties=penalties,
+        raw_gradients=raw,
+    )
+    grads, updates = assembly.apply(raw, hyperparameters)
     for var, new in train.updates.items():
         if var in updates:
             raise ValueError(f"assemble: {var.name or var} is updated twice")
         updates[var] = new
-    return Assembly(
-        loss=total,
-        updates=OrderedDict(updates),
-        regularizers=regs,
-        trainer_kwargs=trainer_kwargs,
-        graph=train,
-        base_loss=base_loss,
-        penalties=penalties,
-        gradients=grads,
-        algo=algo,
-        hyperparameters=hyper,
-    )
+    assembly.gradients = grads
+    assembly.updates = updates
+    return assembly
 
 
 def _label(reg, taken):

@@ -14,20 +14,28 @@ whichever of these methods it has:
   also when an exception ends it, with the exception in ``stop_reason``).
 
 Built-in hooks run first, then the user's ``callbacks`` in the order given.
-A user callback is any object with some of them (Keras-style). The loop
-itself never prints; these do.
+A user callback is any object with some of them (Keras-style); a callback
+ends training with ``trainer.stop(reason)``. The loop itself never prints:
+the progress bar writes to stderr (on a terminal, by default) and log lines
+are ``logging`` records of the ``trainkit`` logger at level INFO, which a
+Python program sees only if it configures logging (the command line does).
 """
 
 import csv
 import json
+import logging
 import math
 import os
 import sys
-import time
 
 from tqdm.auto import tqdm
 
-__all__ = ["ProgressBar", "LogLines", "MetricsFile", "Checkpointer", "format_metrics"]
+from .checkpoints import Checkpointer
+
+__all__ = ["ProgressBar", "LogLines", "MetricsFile", "default_callbacks", "format_metrics"]
+
+#: the logger of log lines
+logger = logging.getLogger("trainkit")
 
 
 def _fmt(value):
@@ -77,40 +85,31 @@ class ProgressBar:
             self.bar.close()
             self.bar = None
 
-    def write(self, line):
-        """Print a line without breaking the bar."""
-        if self.bar is not None:
-            self.bar.write(line, file=self.stream)
-        else:
-            print(line, file=self.stream, flush=True)
-
 
 class LogLines:
-    """One line per validation: step, epoch, training and validation metrics.
+    """One ``logging`` record per validation: step, epoch, training and validation metrics.
 
-    ``*`` marks a new best validation loss.
+    ``*`` marks a new best validation loss. Records go to the ``trainkit``
+    logger at INFO, and one more when training ends.
     """
 
-    def __init__(self, stream=None, bar=None):
-        self.stream = stream or sys.stderr
-        self.bar = bar
-
-    def _write(self, line):
-        if self.bar is not None:
-            self.bar.write(line)
-        else:
-            print(line, file=self.stream, flush=True)
+    def __init__(self, log=None):
+        self.log = log or logger
 
     def on_validation(self, trainer, train_metrics, valid_metrics):
         mark = " *" if trainer.improved else ""
-        self._write(
-            f"step {train_metrics['step']} epoch {train_metrics['epoch']} "
-            f"lr {train_metrics['lr']:.3g} | train {format_metrics(train_metrics)} | "
-            f"valid {format_metrics(valid_metrics)}{mark}"
+        self.log.info(
+            "step %s epoch %s lr %.3g | train %s | valid %s%s",
+            train_metrics["step"],
+            train_metrics["epoch"],
+            train_metrics["lr"],
+            format_metrics(train_metrics),
+            format_metrics(valid_metrics),
+            mark,
         )
 
     def on_end(self, trainer):
-        self._write(f"training ended after {trainer.step} updates: {trainer.stop_reason}")
+        self.log.info("training ended after %s updates: %s", trainer.step, trainer.stop_reason)
 
 
 class MetricsFile:
@@ -185,47 +184,24 @@ class MetricsFile:
             writer.writerow(row)
 
 
-class Checkpointer:
-    """Save the trainer's full state to ``path`` every N updates or T seconds.
+def default_callbacks(options):
+    """The built-in callbacks the trainer's options ask for, and the checkpointer.
 
-    Each checkpoint replaces the last atomically (see
-    :mod:`trainkit.checkpoints`). It saves after an update and its
-    validation (``on_step_end``), never between them. The trainer also saves
-    one when training ends or is interrupted, before the extra validation of
-    the final state and before it restores the best parameters, so a
-    checkpoint always holds the state training would continue from.
-
-    Parameters
-    ----------
-    path : str or path
-        The checkpoint file.
-    every : tuple or None
-        ``('updates', n)`` or ``('seconds', t)`` (see
-        :func:`trainkit.options.parse_every`); None saves only at the end.
+    Returns ``(hooks, checkpointer)``: a progress bar (``progress``; ``'auto'``
+    shows it when stderr is a terminal), log lines (``log``), a metrics file
+    (``run_dir``) and a :class:`~trainkit.training.checkpoints.Checkpointer`
+    (``save_progress``), then the user's ``callbacks``.
     """
-
-    def __init__(self, path, every=None):
-        self.path = path
-        self.every = every
-        self.last_time = time.monotonic()
-        self.saved_step = None
-
-    def on_start(self, trainer):
-        self.last_time = time.monotonic()  # the clock starts after compiling
-        self.saved_step = None
-
-    def on_step_end(self, trainer):
-        if self.every is None:
-            return
-        kind, amount = self.every
-        if kind == "updates":
-            due = trainer.step % amount == 0
-        else:
-            due = time.monotonic() - self.last_time >= amount
-        if due:
-            self.save(trainer)
-
-    def save(self, trainer):
-        trainer.save_checkpoint(self.path)
-        self.last_time = time.monotonic()
-        self.saved_step = trainer.step
+    hooks = []
+    show = options.progress if options.progress != "auto" else sys.stderr.isatty()
+    if show:
+        hooks.append(ProgressBar())
+    if options.log:
+        hooks.append(LogLines())
+    if options.run_dir is not None:
+        hooks.append(MetricsFile(options.run_dir, options.metrics_format))
+    checkpointer = None
+    if options.save_progress is not None:
+        checkpointer = Checkpointer(options.save_progress, options.save_every)
+        hooks.append(checkpointer)
+    return hooks + list(options.callbacks), checkpointer

@@ -10,15 +10,23 @@ values before anything is compiled.
 >>> parse({"batch_size": 0})
 Traceback (most recent call last):
 ...
-ValueError: batch_size: must be a positive int, got 0
+regularizers.errors.InvalidArgument: batch_size: must be a positive int, got 0
 """
 
 import numbers
+import os
 import re
 from dataclasses import dataclass
 from types import SimpleNamespace
 
-from regularizers.errors import unknown
+from regularizers.errors import (
+    InvalidArgument,
+    UnknownArgument,
+    closest,
+    closest_hint,
+    listing,
+    unknown,
+)
 
 __all__ = ["HOOKS", "OPTIONS", "TRAINER_OPTIONS", "parse", "parse_every"]
 
@@ -28,32 +36,52 @@ def _positive_int(name, value, allow_none=False):
         return None
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
         extra = " or None" if allow_none else ""
-        raise ValueError(f"{name}: must be a positive int{extra}, got {value!r}")
+        raise InvalidArgument(name, f"must be a positive int{extra}, got {value!r}", value)
     return int(value)
 
 
 def _non_negative_int(name, value):
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
-        raise ValueError(f"{name}: must be a non-negative int, got {value!r}")
+        raise InvalidArgument(name, f"must be a non-negative int, got {value!r}", value)
     return int(value)
 
 
 def _non_negative_float(name, value):
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value >= 0:
-        raise ValueError(f"{name}: must be a non-negative number, got {value!r}")
+        raise InvalidArgument(name, f"must be a non-negative number, got {value!r}", value)
     return float(value)
 
 
 def _bool(name, value):
     if not isinstance(value, bool):
-        raise ValueError(f"{name}: must be True or False, got {value!r}")
+        raise InvalidArgument(name, f"must be True or False, got {value!r}", value)
+    return value
+
+
+def _fraction(name, value):
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 < value < 1:
+        raise InvalidArgument(name, f"must be a number in (0, 1) or None, got {value!r}", value)
+    return float(value)
+
+
+def _optional_bool(name, value):
+    if value is not None and not isinstance(value, bool):
+        raise InvalidArgument(name, f"must be True, False or None, got {value!r}", value)
     return value
 
 
 def _choice(*choices):
     def check(name, value):
         if value not in choices:
-            raise ValueError(unknown(name, value, choices, kind="value", sort=False))
+            raise InvalidArgument(
+                name,
+                unknown(name, value, choices, kind="value", sort=False)[len(name) + 2 :],
+                value,
+                choices,
+                closest(value, choices) if isinstance(value, str) else [],
+            )
         return value
 
     return check
@@ -63,19 +91,19 @@ def _path(name, value):
     if value is None:
         return None
     if not isinstance(value, (str, bytes)) and not hasattr(value, "__fspath__"):
-        raise ValueError(f"{name}: must be a file path or None, got {value!r}")
+        raise InvalidArgument(name, f"must be a file path or None, got {value!r}", value)
     return value
 
 
 def _seed(name, value):
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
-        raise ValueError(f"{name}: must be a non-negative int, got {value!r}")
+        raise InvalidArgument(name, f"must be a non-negative int, got {value!r}", value)
     return int(value)
 
 
 def _progress(name, value):
     if value not in (True, False, "auto"):
-        raise ValueError(f"{name}: must be True, False or 'auto', got {value!r}")
+        raise InvalidArgument(name, f"must be True, False or 'auto', got {value!r}", value)
     return value
 
 
@@ -92,9 +120,11 @@ def parse_every(name, value):
     if isinstance(value, str):
         match = re.fullmatch(r"\s*(\d+(?:\.\d*)?)\s*([smh])\s*", value)
         if not match or float(match.group(1)) <= 0:
-            raise ValueError(
-                f"{name}: must be a positive number of updates or a duration like "
-                f"'90s', '10m', '1h', got {value!r}"
+            raise InvalidArgument(
+                name,
+                f"must be a positive number of updates or a duration like '90s', '10m', '1h', "
+                f"got {value!r}",
+                value,
             )
         return ("seconds", float(match.group(1)) * _UNITS[match.group(2)])
     return ("updates", _positive_int(name, value))
@@ -112,7 +142,13 @@ def _mode(name, value):
 
     choices = ["FAST_RUN", *predefined_modes]
     if value not in choices:
-        raise ValueError(unknown(name, value, choices, kind="PyTensor mode", sort=False))
+        raise InvalidArgument(
+            name,
+            unknown(name, value, choices, kind="PyTensor mode", sort=False)[len(name) + 2 :],
+            value,
+            choices,
+            closest(value, choices),
+        )
     return value
 
 
@@ -127,9 +163,11 @@ def _callbacks(name, value):
         value = [value]
     for i, hook in enumerate(value):
         if not any(callable(getattr(hook, method, None)) for method in HOOKS):
-            raise ValueError(
-                f"{name}[{i}]: a callback must have at least one of the methods "
-                f"{', '.join(HOOKS)}, got {hook!r}"
+            raise InvalidArgument(
+                name,
+                f"item {i}: a callback must have at least one of the methods "
+                f"{', '.join(HOOKS)}, got {hook!r}",
+                hook,
             )
     return list(value)
 
@@ -194,6 +232,22 @@ OPTIONS = {
         None, _callbacks, "objects with on_start/on_update/on_validation/on_end hooks"
     ),
     "mode": Option(None, _mode, "PyTensor mode, e.g. 'JAX' (None: PyTensor's default)"),
+    "valid_fraction": Option(
+        None,
+        _fraction,
+        "share of array training data held out for validation when valid is None",
+    ),
+    "threads": Option(
+        None, lambda n, v: _positive_int(n, v, True), "BLAS/OpenMP/Numba threads while training"
+    ),
+    "accumulate": Option(
+        1, _positive_int, "batches whose gradients make one update (gradient accumulation)"
+    ),
+    "split_update": Option(
+        None,
+        _optional_bool,
+        "compile the update as two functions, gradients then apply (None: when accumulate > 1)",
+    ),
 }
 
 #: the keyword names the assembly step leaves for the trainer
@@ -204,14 +258,39 @@ def parse(kwargs):
     """Check trainer options and fill in defaults; returns a namespace."""
     for name in kwargs:
         if name not in OPTIONS:
-            raise TypeError(unknown("trainer", name, OPTIONS, kind="option"))
+            raise UnknownArgument(
+                name,
+                f"unknown trainer option; choose from {listing(sorted(OPTIONS))}"
+                f"{closest_hint(name, OPTIONS)}",
+                kwargs[name],
+                sorted(OPTIONS),
+                closest(name, OPTIONS),
+            )
     values = {}
     for name, option in OPTIONS.items():
         value = kwargs.get(name, option.default)
         values[name] = option.check(name, value)
     if values["save_every"] is not None and values["save_progress"] is None:
-        raise ValueError(
-            f"save_every: needs save_progress, the checkpoint file to write; got "
-            f"save_every={kwargs['save_every']!r} and save_progress=None"
+        raise InvalidArgument(
+            "save_every",
+            f"needs save_progress, the checkpoint file to write; got "
+            f"save_every={kwargs['save_every']!r} and save_progress=None",
+            kwargs["save_every"],
         )
+    for name in ("save_progress", "run_dir"):
+        path = values[name]
+        folder = path if name == "run_dir" else os.path.dirname(os.fspath(path or "")) or "."
+        if path is not None and name == "save_progress" and not os.path.isdir(folder):
+            raise InvalidArgument(
+                name, f"the folder {folder!r} does not exist (for {os.fspath(path)!r})", path
+            )
+    if values["accumulate"] > 1 and values["split_update"] is False:
+        raise InvalidArgument(
+            "split_update",
+            f"accumulate={values['accumulate']} needs the split update; leave split_update "
+            f"as None (it follows accumulate) or set it to True",
+            False,
+        )
+    if values["split_update"] is None:
+        values["split_update"] = values["accumulate"] > 1
     return SimpleNamespace(**values)

@@ -502,14 +502,13 @@ def build(spec, learning_rate, warmup=0, total_steps=None, argument="lr_schedule
     if missing == ["total_steps"]:
         raise TypeError(
             f"{argument}: {name} needs total_steps, the number of updates (warmup included), "
-            f"and the training length is not known; give "
-            f"{argument}=dict(name={name!r}, total_steps=...) or set max_updates"
+            f"and the training length is not known; give the schedule its total_steps, or "
+            f"set max_updates or max_epochs"
         )
     if missing:
-        example = ", ".join(f"{k}=..." for k in missing)
         raise TypeError(
-            f"{argument}: {name} needs {' and '.join(missing)}; "
-            f"e.g. {argument}=dict(name={name!r}, {example})"
+            f"{argument}: {name} needs {' and '.join(missing)}; give the schedule as a table "
+            f"(dict) with name {name!r} and {', '.join(missing)}"
         )
     _real("", "learning_rate:", learning_rate, low=0)
     _count("", "lr_warmup:", warmup, 0)

@@ -1,7 +1,7 @@
 r"""The training loop: batches in, updates applied, metrics out.
 
 :class:`Trainer` compiles one training function and one validation function
-from an :func:`~trainkit.assembly.assemble`-d graph and drives them:
+from an :func:`~trainkit.training.assembly.assemble`-d graph and drives them:
 
 - ``itertrain(train, valid)`` yields ``(train_metrics, valid_metrics)`` after
   every validation; ``train(...)`` runs it to the end and returns the last
@@ -23,44 +23,49 @@ from an :func:`~trainkit.assembly.assemble`-d graph and drives them:
   epoch when it is None, and always on the final state: when training ends
   on a limit, the last state is validated if it was not, so ``restore_best``
   never compares against an unvalidated state.
-- Early stopping: a validation *improves* when its loss is below the last
-  improving one by more than ``min_improvement`` (relative); training stops
-  when more than ``patience`` validations in a row do not improve (PyTorch's
-  ``ReduceLROnPlateau`` counting, so ``patience=0`` stops at the first one).
-  With ``restore_best``, the parameters of the lowest validation loss are
-  restored at the end when they are not the current ones; the optimizer
+- Early stopping (:mod:`~trainkit.training.early_stopping`): a validation
+  *improves* when its loss is below the last improving one by more than
+  ``min_improvement`` (relative); training stops when ``patience``
+  validations in a row do not improve (Keras' counting). With
+  ``restore_best``, the parameters of the lowest validation loss are restored
+  at the end when they are not the current ones, and the metrics returned
+  and yielded last are those of the restored parameters; the optimizer
   state is left as it is.
 - The learning rate lives in a shared variable that a schedule rewrites
   between updates, so nothing recompiles.
+- The step (:mod:`~trainkit.training.step`) is one compiled function, or
+  with ``accumulate=N`` (or ``split_update=True``) two: the gradients of N
+  batches are accumulated, then one update applied. ``step`` counts
+  updates, not batches.
 - Updates are guarded: when the loss or a gradient is not finite, no
   parameter or optimizer state changes (random generators still advance), and
   ``nan_policy`` decides whether to raise, skip (counting skips) or stop. A
   skipped update still counts as a step: ``step``, ``max_updates``,
   ``validate_every``, ``save_every`` and the learning-rate schedule count the
-  batches drawn, applied or skipped (as PyTorch's schedulers keep stepping
-  when a ``GradScaler`` skips an update), while the optimizer's own counters
-  (``adam/t``) count applied updates only.
+  updates made or skipped (as PyTorch's schedulers keep stepping when a
+  ``GradScaler`` skips an update), while the optimizer's own counters
+  (``adam/t``) count applied updates only. A run that skipped more than half
+  of its updates, or stopped on a non-finite value, has ``diverged`` set and
+  says so in ``stop_reason``.
 - Checkpoints hold parameters, optimizer state, random generators, the
   schedule, the step counters, the data position, the early-stopping state
   and the metric window, always at a point training continues from (after
   an update and its validation, never after the extra validation at the end),
   so ``resume=`` continues to bitwise-identical parameters.
-- Ctrl-C or SIGTERM while the loop runs ends training cleanly after the
-  current update, with a final checkpoint when ``save_progress`` is set (a
-  second Ctrl-C raises ``KeyboardInterrupt`` at once). The handlers are
-  installed only while the loop runs, not while the caller holds a yielded
-  pair. When the caller stops iterating (``break``, ``close()``), training
-  ends as it would on a limit, minus the final validation. When an exception
-  ends training (``nan_policy='raise'``, a callback error), nothing is saved
-  or restored: parameters stay as the exception left them.
+- ``trainer.stop(reason)`` (from a callback, or a signal handler installed
+  with :func:`trainkit.training.signals.stop_on_signals`) ends training after
+  the current update, with a final checkpoint when ``save_progress`` is set.
+  When the caller stops iterating (``break``, ``close()``), training ends as
+  it would on a limit, minus the final validation. When an exception ends
+  training (``nan_policy='raise'``, a callback error), nothing is saved or
+  restored: parameters stay as the exception left them.
+- Parameters are numpy arrays after training, whatever the backend.
 - Progress bars, log lines, metrics files and checkpoints are callbacks
-  (:mod:`trainkit.callbacks`) that hook in from outside the loop.
+  (:mod:`trainkit.training.callbacks`) that hook in from outside the loop.
 """
 
+import logging
 import math
-import signal
-import sys
-import threading
 import time
 import zlib
 from collections import OrderedDict
@@ -68,60 +73,33 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytensor
-import pytensor.tensor as pt
 from pytensor.compile.sharedvalue import SharedVariable
 from pytensor.graph.basic import Variable
 from pytensor.tensor.random.type import RandomGeneratorType
 
 import regularizers
-from regularizers.base import as_scalar
-from regularizers.stochastic import _Stochastic
 
-from .. import archive, optimizers
 from ..data.arrays import Dataset
-from . import callbacks as cb
-from . import monitors, options, schedules
-from .assembly import DEFAULT_ALGO, assemble, floatx_of, split_kwargs
+from . import checkpoints, monitors, schedules
+from .assembly import assemble, floatx_of
+from .callbacks import default_callbacks
+from .early_stopping import EarlyStopping
+from .spec import parse
+from .step import Step, validation_function
+from .threads import limit_threads
 
 __all__ = ["Trainer"]
 
-CHECKPOINT_FORMAT = "trainkit.checkpoint"
-CHECKPOINT_VERSION = 1
 #: keys of ``train_metrics`` that the loop itself sets
 RESERVED_METRICS = ("step", "epoch", "lr", "seconds", "skipped")
+#: a run that skipped more than this share of its batches as non-finite diverged
+DIVERGED_SHARE = 0.5
+
+logger = logging.getLogger("trainkit")
 
 
 def _is_rng(var):
     return isinstance(var.type, RandomGeneratorType)
-
-
-class _SignalGuard:
-    """Ctrl-C and SIGTERM handlers that ask the trainer to stop, installed on demand."""
-
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-    def __init__(self, trainer):
-        self.trainer = trainer
-        self.previous = None
-
-    def install(self):
-        if self.previous is not None or threading.current_thread() is not threading.main_thread():
-            return
-        self.previous = {sig: signal.signal(sig, self.handle) for sig in self.SIGNALS}
-
-    def uninstall(self):
-        if self.previous is None:
-            return
-        for sig, old in self.previous.items():
-            # None: a handler not installed from Python, which cannot be put back
-            signal.signal(sig, signal.SIG_DFL if old is None else old)
-        self.previous = None
-
-    def handle(self, signum, frame):
-        name = signal.Signals(signum).name
-        if self.trainer.interrupted == name and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        self.trainer.interrupted = name
 
 
 class Trainer:
@@ -135,8 +113,8 @@ class Trainer:
         The base loss on ``graph``.
     inputs : list of Variable
         The symbolic variables each batch feeds, in order (e.g. ``[x, y]``).
-    algo : str
-        Optimizer name.
+    algo : str, optional
+        Optimizer name (default ``'rmsprop'``).
     metrics : mapping of str -> scalar Variable, optional
         Extra metrics on ``graph`` (reported for training and validation).
     specs : list of ArraySpec, optional
@@ -149,13 +127,19 @@ class Trainer:
         clean input ``x``, so ``input_noise`` corrupts what the network sees
         but not what it must reconstruct.
     batch_weight : scalar Variable, optional
-        How much a validation batch counts when its metrics are averaged
-        (e.g. the sum of its sample weights, which makes weighted means
-        exact whatever the batch size); default its number of examples.
+        How much a batch counts when validation metrics are averaged and
+        gradients accumulated (e.g. the sum of its sample weights); default
+        its number of examples.
+    spec : TrainingSpec, optional
+        Keywords already parsed by :func:`trainkit.training.spec.parse`
+        (then give no ``algo`` or keywords).
+    communicator : Communicator, optional
+        Sums gradients over processes between the two halves of the step
+        (data-parallel training).
     **kwargs
         Optimizer hyperparameters, regularizers and trainer options
-        (:data:`trainkit.options.OPTIONS`). All are checked here, before any
-        data is read or anything compiled.
+        (:data:`trainkit.training.options.OPTIONS`), parsed once, here,
+        before any data is read or anything compiled.
 
     Examples
     --------
@@ -170,7 +154,7 @@ class Trainer:
     >>> np.round(w.get_value(), 2)
     array([ 1., -2.], dtype=float32)
     >>> list(vm), t.stop_reason
-    (['loss', 'base'], 'no improvement in 6 validations (patience=5)')
+    (['loss', 'base'], 'no improvement in 5 validations (patience=5)')
     """
 
     def __init__(
@@ -178,13 +162,15 @@ class Trainer:
         graph,
         loss,
         inputs,
-        algo=DEFAULT_ALGO,
+        algo=None,
         *,
         metrics=None,
         specs=None,
         loss_name="base",
         givens=None,
         batch_weight=None,
+        spec=None,
+        communicator=None,
         **kwargs,
     ):
         if not isinstance(graph, regularizers.Graph):
@@ -193,65 +179,44 @@ class Trainer:
             isinstance(v, Variable) for v in inputs
         ):
             raise TypeError(f"Trainer: inputs must be a list of symbolic variables, got {inputs!r}")
-        hyper, _, trainer_kwargs = split_kwargs(algo, **kwargs)
-        self.options = options.parse(trainer_kwargs)
+        if spec is None:
+            spec = parse(algo, **kwargs)
+        elif algo is not None or kwargs:
+            raise TypeError("Trainer: give keywords or a parsed spec, not both")
+        self.spec = spec
+        self.options = spec.options
+        self.algo = spec.algo
         self.graph, self.inputs, self.specs = graph, list(inputs), specs
         self._clean_loss = loss
         self.givens = dict(givens or {})
         self.batch_weight = batch_weight
         self.loss_name = loss_name
-        self.algo = algo
+        self.communicator = communicator
 
-        # the learning rate is a shared variable so schedules never recompile
+        # the learning rate is a shared variable, so schedules never recompile
         dtype = next(iter(graph.params.values())).dtype if graph.params else pytensor.config.floatX
-        self.base_lr = None
-        self.lr = None
-        if "learning_rate" in hyper:
-            given = hyper["learning_rate"]
-            if isinstance(given, SharedVariable):
-                self.lr = given
-                self.base_lr = float(given.get_value())
-            elif isinstance(given, Variable):
-                raise TypeError("learning_rate: give a number or a shared variable")
-            else:
-                self.base_lr = float(given)
-                self.lr = pytensor.shared(
-                    np.asarray(given, dtype=dtype), name="trainer/learning_rate"
-                )
-            kwargs["learning_rate"] = self.lr
-        self.schedule = None
-        scheduled = self.options.lr_schedule is not None or self.options.lr_warmup
-        what = "lr_schedule" if self.options.lr_schedule is not None else "lr_warmup"
-        if self.lr is None and scheduled:
-            raise TypeError(f"{what}: {algo} has no learning_rate to schedule")
-        if self.lr is not None and scheduled and not optimizers.schedulable(algo):
-            raise TypeError(
-                f"{what}: {algo} reads learning_rate once, as its initial step size, and then "
-                f"adapts its own steps; a schedule would have no effect"
-            )
-        if isinstance(self.options.lr_schedule, schedules.Schedule):
-            given = self.options.lr_schedule
-            if self.options.lr_warmup:
-                raise TypeError(
-                    f"lr_warmup: give the warmup to the Schedule object itself (it has "
-                    f"warmup={given.warmup})"
-                )
-            if "learning_rate" in kwargs and given.learning_rate != self.base_lr:
-                raise TypeError(
-                    f"learning_rate: {self.base_lr!r} disagrees with the Schedule object's "
-                    f"learning_rate={given.learning_rate!r}; give it once"
-                )
+        hyper = dict(spec.hyperparameters)
+        self.lr = self.base_lr = None
+        given = spec.learning_rate
+        if isinstance(given, SharedVariable):
+            self.lr, self.base_lr = given, float(given.get_value())
+        elif given is not None:
+            self.base_lr = float(given)
+            self.lr = pytensor.shared(np.asarray(given, dtype=dtype), name="trainer/learning_rate")
         if self.lr is not None:
-            # checked now with a placeholder length; built for the run in itertrain
-            self.schedule = self._schedule_for(batches_per_epoch=10**6)
+            hyper["learning_rate"] = self.lr
+        # checked now with a placeholder length; built for the run in itertrain
+        self.schedule = self._schedule_for(10**6) if self.lr is not None else None
 
-        self.assembly = assemble(graph, loss, algo, **kwargs)
+        self.hyperparameters = hyper
+        self.assembly = assemble(graph, loss, spec=spec, hyperparameters=hyper)
         self.metrics = OrderedDict(metrics or {})
         self.monitors = monitors.build(self.options.monitors, graph)
         self._check_metric_names()
         self._seed_generators()
-        self._train_fn = self._valid_fn = None
+        self._step = self._valid_fn = None
         self.checkpointer = None
+        self.early_stopping = EarlyStopping(self.options.patience, self.options.min_improvement)
         self.reset()
 
     def _check_metric_names(self):
@@ -271,22 +236,18 @@ class Trainer:
     # -- state -------------------------------------------------------------------
 
     def reset(self):
-        """Forget progress: counters, early-stopping state, metric window (itertrain rebuilds
-        the schedule)."""
+        """Forget progress: counters, early stopping, metric window."""
         self._lr_set = None
         self.step = 0
         self.skipped = 0
-        self.best_loss = math.inf
-        self.best_step = None
-        self.best_params = None
+        self.early_stopping.reset()
         self.restored_step = None
-        self.reference_loss = math.inf
-        self.bad_validations = 0
-        self.improved = False
+        self.best_metrics = None
         self.validated_at = None
         self.last_loss = math.nan
         self.last_valid = None
         self.stop_reason = None
+        self.diverged = False
         self.elapsed = 0.0
         self.dataset = None
         self._window = None
@@ -295,11 +256,31 @@ class Trainer:
         self.interrupted = None
         self._final_saved = False
 
+    # early-stopping state, by the names callbacks and the command line read
+    improved = property(lambda self: self.early_stopping.improved)
+    best_loss = property(lambda self: self.early_stopping.best_loss)
+    best_step = property(lambda self: self.early_stopping.best_step)
+    best_params = property(lambda self: self.early_stopping.best_params)
+
+    def stop(self, reason):
+        """End training after the current update (callbacks, signal handlers)."""
+        if self.stop_reason is None:
+            self.stop_reason = str(reason)
+
+    def window_state(self):
+        """The training metrics summed since the last validation, and their count."""
+        window = None if self._window is None else [float(v) for v in self._window]
+        return window, self._window_count
+
+    def set_window_state(self, window, count):
+        self._window = None if window is None else np.asarray(window, np.float64)
+        self._window_count = count
+
     def _schedule_for(self, batches_per_epoch):
-        """The learning-rate schedule for a run whose epochs have this many batches.
+        """The learning-rate schedule for a run whose epochs make this many updates.
 
         Schedules that need the run's length (``cosine``) get ``max_updates``,
-        or ``max_epochs`` times the batches per epoch.
+        or ``max_epochs`` times the updates per epoch.
         """
         o = self.options
         total = o.max_updates
@@ -321,11 +302,7 @@ class Trainer:
         the rest (other regularizers', the optimizer's, like ``esgd/rng``)
         follow the trainer's ``seed``, so one number reproduces a run.
         """
-        own = {
-            r.rng_name
-            for r in self.assembly.regularizers
-            if isinstance(r, _Stochastic) and r.seed is not None
-        }
+        own = {r.rng_name for r in self.spec.regularizers if getattr(r, "seed", None) is not None}
         for var in self.assembly.updates:
             if _is_rng(var) and var.name not in own:
                 key = zlib.crc32(var.name.encode())
@@ -346,73 +323,70 @@ class Trainer:
         return variables
 
     @property
+    def updates_per_epoch(self):
+        """Updates per epoch, if known (an epoch's batches, ``accumulate`` at a time)."""
+        batches = self.dataset.batches_per_epoch if self.dataset is not None else None
+        return None if not batches else -(-batches // self.options.accumulate)
+
+    @property
     def planned_updates(self):
         """Total updates the run is set up for, if known (for progress bars)."""
         candidates = []
         if self.options.max_updates:
             candidates.append(self.options.max_updates)
-        if self.options.max_epochs and self.dataset is not None and self.dataset.batches_per_epoch:
-            candidates.append(self.options.max_epochs * self.dataset.batches_per_epoch)
+        if self.options.max_epochs and self.updates_per_epoch:
+            candidates.append(self.options.max_epochs * self.updates_per_epoch)
         return min(candidates) if candidates else None
+
+    def save_checkpoint(self, path):
+        """Write everything needed to continue training to ``path`` (atomically)."""
+        checkpoints.save(self, path)
 
     # -- compiling ---------------------------------------------------------------
 
     def _compile(self):
-        a = self.assembly
-        mode = self.options.mode
-        names = ["loss", self.loss_name, *a.penalties]
-        outputs = [a.loss, a.base_loss, *a.penalties.values()]
+        o = self.options
         extra = OrderedDict(list(self.metrics.items()) + list(self.monitors.items()))
-        names += list(extra)
-        outputs += a.graph.carry(list(extra.values()), self.graph)
-        if self.options.monitor_gradients:
-            grad_sq = None
-            for g in a.gradients.values():
-                term = pt.cast(pt.sum(pt.sqr(g)), a.loss.dtype)
-                grad_sq = term if grad_sq is None else grad_sq + term
-            names.append("grad_norm")
-            outputs.append(pt.sqrt(grad_sq))
-        # every gradient element finite (a sum of squares could overflow on finite values)
-        finite = pt.isfinite(a.loss)
-        for g in a.gradients.values():
-            finite = pt.and_(finite, pt.all(pt.isfinite(g)))
-        updates = OrderedDict()
-        for var, new in a.updates.items():
-            updates[var] = new if _is_rng(var) else pt.switch(finite, new, var)
-        self.train_names = names
-        self._train_fn = pytensor.function(
-            self.inputs,
-            [pt.cast(finite, "int8"), *outputs],
-            updates=updates,
-            givens=self.givens,
-            mode=mode,
+        a = self.assembly
+        weighted = o.accumulate > 1 or (
+            self.communicator is not None and self.communicator.size > 1
         )
-
-        clean = OrderedDict(loss=None)
-        clean[self.loss_name] = self._clean_loss
-        total = self._clean_loss
-        for reg in a.regularizers:
-            penalty = reg.loss(self.graph)
-            if penalty is not None:
-                term = as_scalar(reg.weight, penalty.dtype) * penalty
-                total = total + pt.cast(term, total.dtype)
-        clean["loss"] = total
-        clean.update(extra)
-        self.valid_names = list(clean)
         weight = self.batch_weight
         if weight is None:
-            weight = pt.cast(self.inputs[0].shape[0], total.dtype)
-        self._valid_fn = pytensor.function(
+            weight = self.inputs[0].shape[0]
+        self._step = Step(
+            a,
             self.inputs,
-            [pt.cast(weight, total.dtype), *clean.values()],
+            extra=OrderedDict(
+                zip(extra, a.graph.carry(list(extra.values()), self.graph), strict=True)
+            ),
             givens=self.givens,
-            mode=mode,
+            mode=o.mode,
+            batch_weight=weight,
+            split=o.split_update or weighted,
+            monitor_gradients=o.monitor_gradients,
+            communicator=self.communicator,
+            weighted=weighted,
         )
+        self.train_names = [self.loss_name if n == "base" else n for n in self._step.names]
+        self._valid_fn, names = validation_function(
+            self.graph,
+            self._clean_loss,
+            self.spec.regularizers,
+            self.inputs,
+            extra,
+            givens=self.givens,
+            mode=o.mode,
+            batch_weight=self.batch_weight,
+        )
+        self.valid_names = [self.loss_name if n == "base" else n for n in names]
 
     # -- the loop ----------------------------------------------------------------
 
     def _datasets(self, train, valid):
         o = self.options
+        if valid is None and o.valid_fraction is not None:
+            train, valid = _hold_out(train, o.valid_fraction, o.seed)
         train_ds = Dataset(
             train,
             self.specs,
@@ -439,24 +413,6 @@ class Trainer:
             )
         return train_ds, valid_ds
 
-    def _callbacks(self):
-        o = self.options
-        hooks = []
-        bar = None
-        show = o.progress if o.progress != "auto" else sys.stderr.isatty()
-        if show:
-            bar = cb.ProgressBar()
-            hooks.append(bar)
-        if o.log:
-            hooks.append(cb.LogLines(bar=bar))
-        if o.run_dir is not None:
-            hooks.append(cb.MetricsFile(o.run_dir, o.metrics_format))
-        self.checkpointer = None
-        if o.save_progress is not None:
-            self.checkpointer = cb.Checkpointer(o.save_progress, o.save_every)
-            hooks.append(self.checkpointer)
-        return hooks + o.callbacks
-
     def _call(self, hooks, method, *args):
         for hook in hooks:
             function = getattr(hook, method, None)
@@ -469,11 +425,11 @@ class Trainer:
         Data, options and the ``resume`` checkpoint are checked (shapes,
         dtypes, NaNs, label ranges, model and optimizer) before anything is
         compiled. Training ends when ``max_updates`` or ``max_epochs`` is
-        reached, when more than ``patience`` validations pass without
-        improvement, when one-shot training data run out, on a non-finite loss
-        with ``nan_policy='stop'``, on Ctrl-C / SIGTERM, or when the caller
-        stops iterating; then a final checkpoint is saved (``save_progress``),
-        the last state is validated if it was not (not after a signal or a
+        reached, when ``patience`` validations pass without improvement, when
+        one-shot training data run out, on a non-finite loss with
+        ``nan_policy='stop'``, on :meth:`stop`, or when the caller stops
+        iterating; then a final checkpoint is saved (``save_progress``), the
+        last state is validated if it was not (not after a signal or a
         caller's stop), and with ``restore_best`` the best validated
         parameters are restored when they are not the current ones.
         ``stop_reason`` says why training ended.
@@ -482,7 +438,7 @@ class Trainer:
         self.reset()
         self.dataset, valid_ds = self._datasets(train, valid)
         if self.schedule is not None:
-            self.schedule = self._schedule_for(self.dataset.batches_per_epoch)
+            self.schedule = self._schedule_for(self.updates_per_epoch)
         if (
             o.max_updates is None
             and o.max_epochs is None
@@ -494,67 +450,80 @@ class Trainer:
                 "set at least one"
             )
         if o.resume is not None:
-            self._apply_checkpoint(*self._read_checkpoint(o.resume), o.resume)
-        hooks = self._callbacks()
-        if self._train_fn is None:
-            with floatx_of(self.graph.params.values()):
-                self._compile()
-        started = time.monotonic() - self.elapsed
-        guard = _SignalGuard(self)
-        guard.install()
-        try:
-            self._call(hooks, "on_start")
-            while self.stop_reason is None:
-                reason = self._limit_reached()
-                if reason:
-                    self.stop_reason = reason
-                    break
-                epoch, index = self.dataset.epoch, self.dataset.batch_index
-                batch = self.dataset.next_batch()
-                self._update(batch, epoch, index)
-                self.elapsed = time.monotonic() - started
-                self._call(hooks, "on_update")
-                due = (
-                    self.step % o.validate_every == 0
-                    if o.validate_every
-                    else self.dataset.epoch > epoch
-                )
-                pair = None
-                if due or self.stop_reason:
+            checkpoints.apply(self, *checkpoints.read(self, o.resume), o.resume)
+        hooks, self.checkpointer = default_callbacks(o)
+        with limit_threads(o.threads):
+            if self._step is None:
+                with floatx_of(self.graph.params.values()):
+                    self._compile()
+            started = time.monotonic() - self.elapsed
+            try:
+                self._call(hooks, "on_start")
+                while self.stop_reason is None:
+                    reason = self._limit_reached()
+                    if reason:
+                        self.stop_reason = reason
+                        break
+                    epoch = self.dataset.epoch
+                    self._update()
+                    self.elapsed = time.monotonic() - started
+                    self._call(hooks, "on_update")
+                    due = (
+                        self.step % o.validate_every == 0
+                        if o.validate_every
+                        else self.dataset.epoch > epoch
+                    )
+                    pair = None
+                    if due or self.stop_reason:
+                        pair = self._validate(valid_ds)
+                        self._call(hooks, "on_validation", *pair)
+                    self._call(hooks, "on_step_end")
+                    if pair is not None:
+                        yield pair
+                self._judge()
+                self._save_final()
+                if self.validated_at != self.step and self.step > 0 and not self.interrupted:
+                    self.elapsed = time.monotonic() - started
                     pair = self._validate(valid_ds)
                     self._call(hooks, "on_validation", *pair)
-                self._call(hooks, "on_step_end")
-                if pair is not None:
-                    guard.uninstall()
                     yield pair
-                    guard.install()
-                if self.interrupted and self.stop_reason is None:
-                    self.stop_reason = f"interrupted by {self.interrupted}"
-            self._save_final()
-            if self.validated_at != self.step and self.step > 0 and not self.interrupted:
+            except GeneratorExit:
+                if self.stop_reason is None:
+                    self.stop_reason = "stopped by the caller"
                 self.elapsed = time.monotonic() - started
-                pair = self._validate(valid_ds)
-                self._call(hooks, "on_validation", *pair)
-                guard.uninstall()
-                yield pair
-        except GeneratorExit:
-            guard.uninstall()
-            if self.stop_reason is None:
-                self.stop_reason = "stopped by the caller"
-            self.elapsed = time.monotonic() - started
-            self._save_final()
-            self._finish(hooks)
-            raise
-        except BaseException as error:
-            guard.uninstall()
-            self.elapsed = time.monotonic() - started
-            self.stop_reason = f"{type(error).__name__}: {error}"
-            self._call(hooks, "on_end")
-            raise
-        else:
-            self._finish(hooks)
-        finally:
-            guard.uninstall()
+                self._save_final()
+                self._finish(hooks)
+                raise
+            except BaseException as error:
+                self.elapsed = time.monotonic() - started
+                self.stop_reason = f"{type(error).__name__}: {error}"
+                self._call(hooks, "on_end")
+                raise
+            else:
+                self._finish(hooks)
+            finally:
+                self._as_numpy()
+
+    def _judge(self):
+        """Mark a run that stopped on, or mostly skipped, non-finite values as diverged."""
+        drawn = max(self.dataset.drawn, 1)
+        if self.options.nan_policy == "stop" and self.stop_reason.startswith("non-finite"):
+            self.diverged = True
+        elif self.skipped > DIVERGED_SHARE * drawn:
+            self.diverged = True
+            self.stop_reason = (
+                f"{self.stop_reason}; diverged: {self.skipped} of {drawn} batches were skipped "
+                f"as non-finite (nan_policy='skip')"
+            )
+        if self.diverged:
+            logger.warning("training diverged: %s", self.stop_reason)
+
+    def _as_numpy(self):
+        """Leave every state variable holding a writable numpy array (JAX returns its own)."""
+        for var in self.state_variables.values():
+            value = var.get_value(borrow=True)
+            if not _is_rng(var) and not isinstance(value, np.ndarray):
+                var.set_value(np.array(value, copy=True), borrow=True)
 
     def _save_final(self):
         """Save the state training ends with, unless the last checkpoint already holds it."""
@@ -568,14 +537,18 @@ class Trainer:
         self._call(hooks, "on_end")
 
     def train(self, train, valid=None):
-        """Run :meth:`itertrain` to the end; return the last metrics pair.
+        """Run :meth:`itertrain` to the end; return the metrics of the parameters kept.
 
-        ``(None, None)`` when nothing was validated (e.g. a run interrupted
-        before its first validation).
+        That is the last ``(train_metrics, valid_metrics)`` pair, or the best
+        validation's when ``restore_best`` restored its parameters; ``(None,
+        None)`` when nothing was validated (e.g. a run stopped before its
+        first validation).
         """
         last = (None, None)
         for pair in self.itertrain(train, valid):
             last = pair
+        if self.restored_step is not None and self.best_metrics is not None:
+            return self.best_metrics
         return last
 
     def _limit_reached(self):
@@ -588,35 +561,74 @@ class Trainer:
             return "training data exhausted"
         return None
 
-    def _update(self, batch, epoch, index):
-        """Apply one update; ``epoch``, ``index``: the batch's 0-based position."""
+    def _set_learning_rate(self):
         if self.lr is not None:
             rate = self.schedule.value(self.step)
             if rate != self._lr_set:  # set_value costs more than the comparison
                 self.lr.set_value(np.asarray(rate, dtype=self.lr.dtype))
                 self._lr_set = rate
-        with np.errstate(all="ignore"):  # non-finite values are nan_policy's business
-            finite, *values = self._train_fn(*batch)
-        if not finite:
-            policy = self.options.nan_policy
-            where = f"update {self.step + 1} (epoch {epoch + 1}, batch {index + 1})"
-            if policy == "raise":
-                raise FloatingPointError(
-                    f"non-finite loss or gradient at {where}; parameters were left as they were "
-                    f"before it (nan_policy='raise'; 'skip' or 'stop' to continue or end)"
-                )
-            self.skipped += 1
-            if policy == "stop":
-                self.stop_reason = f"non-finite loss or gradient at {where} (nan_policy='stop')"
+
+    def _update(self):
+        """Make one update: one batch, or ``accumulate`` batches and one update."""
+        self._set_learning_rate()
+        step = self._step
+        if not step.split:
+            epoch, index = self.dataset.epoch, self.dataset.batch_index
+            finite, values = step.update(self.dataset.next_batch())
+            if finite:
+                self._record(values)
+            else:
+                self._non_finite(epoch, index)
             self.step += 1
             return
-        values = np.asarray(values, dtype=np.float64)
+        epoch0 = self.dataset.epoch
+        sums, count = None, 0
+        for _ in range(self.options.accumulate):
+            epoch, index = self.dataset.epoch, self.dataset.batch_index
+            try:
+                finite, values = step.gradients(self.dataset.next_batch())
+            except BaseException:
+                step.clear()
+                raise
+            if finite:
+                sums = values if sums is None else sums + values
+                count += 1
+            else:
+                try:
+                    self._non_finite(epoch, index)
+                except FloatingPointError:
+                    step.clear()
+                    raise
+            if self.dataset.epoch > epoch0 or self.dataset.exhausted or self.stop_reason:
+                break  # an update never spans an epoch boundary
+        if count:
+            finite, extras = step.apply()
+            if finite:
+                self._record(np.concatenate([sums / count, extras]))
+            else:
+                self._non_finite(epoch, index)
+        else:
+            step.clear()
+        self.step += 1
+
+    def _record(self, values):
         if self._window is None:
             self._window = np.zeros_like(values)
         self._window += values
         self._window_count += 1
         self.last_loss = float(values[0])
-        self.step += 1
+
+    def _non_finite(self, epoch, index):
+        policy = self.options.nan_policy
+        where = f"update {self.step + 1} (epoch {epoch + 1}, batch {index + 1})"
+        if policy == "raise":
+            raise FloatingPointError(
+                f"non-finite loss or gradient at {where}; parameters were left as they were "
+                f"before it (nan_policy='raise'; 'skip' or 'stop' to continue or end)"
+            )
+        self.skipped += 1
+        if policy == "stop":
+            self.stop(f"non-finite loss or gradient at {where} (nan_policy='stop')")
 
     def _validate(self, valid_ds):
         sums, total = None, 0.0
@@ -648,31 +660,14 @@ class Trainer:
         self._window_count = 0
         self.validated_at = self.step
 
-        # the best parameters by validation loss, for restoring at the end
         loss = valid_metrics["loss"]
-        self.improved = bool(np.isfinite(loss) and loss < self.best_loss)
-        if self.improved:
-            self.best_loss = loss
-            self.best_step = self.step
-            self.best_params = OrderedDict(
-                (name, p.get_value()) for name, p in self.graph.params.items()
-            )
-        # patience counts validations that miss the last counted improvement by
-        # min_improvement (relative), as downhill did
-        reference = self.reference_loss
-        if np.isfinite(loss) and (
-            not np.isfinite(reference)
-            or loss < reference - self.options.min_improvement * abs(reference)
-        ):
-            self.reference_loss = loss
-            self.bad_validations = 0
-        else:
-            self.bad_validations += 1
-            patience = self.options.patience
-            if patience is not None and self.bad_validations > patience:
-                self.stop_reason = (
-                    f"no improvement in {self.bad_validations} validations (patience={patience})"
-                )
+        self.early_stopping.observe(
+            loss, self.step, lambda: ((n, p.get_value()) for n, p in self.graph.params.items())
+        )
+        if self.early_stopping.improved:
+            self.best_metrics = (train_metrics, valid_metrics)
+        if self.early_stopping.reason:
+            self.stop(self.early_stopping.reason)
         if self.schedule is not None:
             self.schedule.observe(loss)
         self.last_valid = valid_metrics
@@ -684,128 +679,31 @@ class Trainer:
         The best validation loss is never above the last one, so the result is
         never worse than the last validated state.
         """
-        if not self.options.restore_best or self.best_params is None:
+        best = self.early_stopping
+        if not self.options.restore_best or best.best_params is None:
             return
-        if self.best_step == self.step:
+        if best.best_step == self.step:
             return
         for name, p in self.graph.params.items():
-            p.set_value(np.array(self.best_params[name], copy=True))
-        self.restored_step = self.best_step
+            p.set_value(np.array(best.best_params[name], copy=True))
+        self.restored_step = best.best_step
 
-    # -- checkpoints -------------------------------------------------------------
 
-    def _signature(self):
-        variables = self.state_variables
-        return {
-            "algo": self.algo,
-            "variables": {
-                name: [
-                    str(np.asarray(var.get_value(borrow=True)).dtype),
-                    list(np.shape(var.get_value(borrow=True))),
-                ]
-                for name, var in variables.items()
-                if not _is_rng(var)
-            },
-            "generators": sorted(name for name, var in variables.items() if _is_rng(var)),
-            "schedule": None if self.schedule is None else self.schedule.name,
-        }
-
-    def save_checkpoint(self, path):
-        """Write everything needed to continue training to ``path`` (atomically)."""
-        arrays = OrderedDict()
-        generators = {}
-        for name, var in self.state_variables.items():
-            value = var.get_value(borrow=True)
-            if _is_rng(var):
-                generators[name] = value.bit_generator.state
-            else:
-                arrays[f"state/{name}"] = np.asarray(value)
-        if self.best_params is not None:
-            for name, value in self.best_params.items():
-                arrays[f"best/{name}"] = value
-        meta = {
-            "format": CHECKPOINT_FORMAT,
-            "version": CHECKPOINT_VERSION,
-            "signature": self._signature(),
-            "step": self.step,
-            "skipped": self.skipped,
-            "elapsed": self.elapsed,
-            "dataset": self.dataset.state(),
-            "schedule": None if self.schedule is None else self.schedule.state(),
-            "generators": generators,
-            "early_stopping": {
-                "best_loss": self.best_loss if math.isfinite(self.best_loss) else None,
-                "reference_loss": (
-                    self.reference_loss if math.isfinite(self.reference_loss) else None
-                ),
-                "best_step": self.best_step,
-                "bad_validations": self.bad_validations,
-                "validated_at": self.validated_at,
-            },
-            "window": None if self._window is None else [float(v) for v in self._window],
-            "window_count": self._window_count,
-        }
-        archive.save(path, arrays, meta)
-
-    def _read_checkpoint(self, path):
-        """Read and check a checkpoint against this trainer, before compiling."""
-        try:
-            arrays, meta = archive.load(path)
-        except FileNotFoundError:
-            raise FileNotFoundError(f"resume: no checkpoint at {path}") from None
-        if meta.get("format") != CHECKPOINT_FORMAT or meta.get("version") != CHECKPOINT_VERSION:
-            raise ValueError(f"resume: {path} is not a trainkit checkpoint")
-        ours = self._signature()
-        theirs = meta.get("signature", {})
-        if theirs != ours:
-            if theirs.get("algo") != ours["algo"]:
-                why = (
-                    f"it was made with algo={theirs.get('algo')!r}, this run uses {ours['algo']!r}"
-                )
-            elif theirs.get("schedule") != ours["schedule"]:
-                why = (
-                    f"it was made with lr_schedule {theirs.get('schedule')!r}, this run uses "
-                    f"{ours['schedule']!r}"
-                )
-            else:
-                diff = []
-                for key in ("variables", "generators"):
-                    a, b = theirs.get(key, {}), ours[key]
-                    diff += sorted(set(a) ^ set(b))
-                    if key == "variables":
-                        diff += sorted(k for k in set(a) & set(b) if a[k] != b[k])
-                shown = ", ".join(diff[:5]) + (", ..." if len(diff) > 5 else "")
-                why = f"its state differs in {shown}"
-            raise ValueError(f"resume: {path} does not match this model and optimizer; {why}")
-        return arrays, meta
-
-    def _apply_checkpoint(self, arrays, meta, path):
-        """Set every piece of training state from a checkpoint (before compiling)."""
-        try:
-            self.dataset.set_state(meta["dataset"])
-        except ValueError as error:
-            raise ValueError(
-                f"resume: {path} was saved training on other data or with other batching: {error}"
-            ) from None
-        for name, var in self.state_variables.items():
-            if _is_rng(var):
-                rng = np.random.default_rng()
-                rng.bit_generator.state = meta["generators"][name]
-                var.set_value(rng, borrow=True)
-            else:
-                var.set_value(np.array(arrays[f"state/{name}"], copy=True))
-        best = {k[5:]: v for k, v in arrays.items() if k.startswith("best/")}
-        self.best_params = OrderedDict((n, best[n]) for n in self.graph.params) if best else None
-        es = meta["early_stopping"]
-        self.best_loss = math.inf if es["best_loss"] is None else es["best_loss"]
-        self.reference_loss = math.inf if es["reference_loss"] is None else es["reference_loss"]
-        self.best_step = es["best_step"]
-        self.bad_validations = es["bad_validations"]
-        self.validated_at = es["validated_at"]
-        self.step = meta["step"]
-        self.skipped = meta["skipped"]
-        self.elapsed = meta["elapsed"]
-        if self.schedule is not None and meta["schedule"] is not None:
-            self.schedule.set_state(meta["schedule"])
-        self._window = None if meta["window"] is None else np.asarray(meta["window"], np.float64)
-        self._window_count = meta["window_count"]
+def _hold_out(train, fraction, seed):
+    """Split array data into training and validation parts (a seeded permutation)."""
+    arrays = [train] if isinstance(train, np.ndarray) else train
+    if not isinstance(arrays, (list, tuple)) or not all(isinstance(a, np.ndarray) for a in arrays):
+        raise ValueError(
+            "valid_fraction: holds out part of array data; give validation data when training "
+            "data is a callable or an iterable"
+        )
+    n = len(arrays[0])
+    n_valid = int(round(n * fraction))
+    if n_valid < 1 or n_valid >= n:
+        raise ValueError(
+            f"valid_fraction: {fraction} of {n} examples leaves "
+            f"{'no validation' if n_valid < 1 else 'no training'} examples"
+        )
+    order = np.random.default_rng([seed, 0x5EED]).permutation(n)
+    valid_index, train_index = np.sort(order[:n_valid]), np.sort(order[n_valid:])
+    return [a[train_index] for a in arrays], [a[valid_index] for a in arrays]

@@ -1,0 +1,199 @@
+"""Training checkpoints: the one schema, and the callback that writes them.
+
+A checkpoint is a :mod:`trainkit.archive` file (arrays plus a JSON header,
+written atomically, read without unpickling) whose header says
+``"format": "trainkit.checkpoint"``. It holds everything needed to continue
+training to bitwise-identical parameters:
+
+- arrays ``state/<name>``: every shared variable the step updates
+  (parameters, optimizer state) and the learning-rate variable;
+  ``best/<param>``: the best validated parameters, for ``restore_best``;
+- header: a *signature* (algorithm, every state variable's dtype and shape,
+  the generators, the schedule's name) checked before anything is restored;
+  the step counters, elapsed time, the data position, the schedule's state,
+  each random generator's bit-generator state, the early-stopping state and
+  the window of training metrics since the last validation.
+
+A checkpoint is always taken where training can continue: after an update
+and its validation, never in the middle of an accumulation of gradients or
+after the extra validation at the end.
+"""
+
+import time
+from collections import OrderedDict
+
+import numpy as np
+from pytensor.tensor.random.type import RandomGeneratorType
+
+from .. import archive
+
+__all__ = ["FORMAT", "VERSION", "Checkpointer", "apply", "read", "save", "signature"]
+
+FORMAT = "trainkit.checkpoint"
+VERSION = 1
+
+
+def _is_rng(var):
+    return isinstance(var.type, RandomGeneratorType)
+
+
+def signature(trainer):
+    """What a checkpoint must match: algorithm, state variables, generators, schedule."""
+    variables = trainer.state_variables
+    return {
+        "algo": trainer.algo,
+        "variables": {
+            name: [
+                str(np.asarray(var.get_value(borrow=True)).dtype),
+                list(np.shape(var.get_value(borrow=True))),
+            ]
+            for name, var in variables.items()
+            if not _is_rng(var)
+        },
+        "generators": sorted(name for name, var in variables.items() if _is_rng(var)),
+        "schedule": None if trainer.schedule is None else trainer.schedule.name,
+    }
+
+
+def save(trainer, path):
+    """Write everything needed to continue ``trainer``'s run to ``path`` (atomically)."""
+    arrays = OrderedDict()
+    generators = {}
+    for name, var in trainer.state_variables.items():
+        value = var.get_value(borrow=True)
+        if _is_rng(var):
+            generators[name] = value.bit_generator.state
+        else:
+            arrays[f"state/{name}"] = np.asarray(value)
+    stopping = trainer.early_stopping
+    if stopping.best_params is not None:
+        for name, value in stopping.best_params.items():
+            arrays[f"best/{name}"] = value
+    window, count = trainer.window_state()
+    meta = {
+        "format": FORMAT,
+        "version": VERSION,
+        "signature": signature(trainer),
+        "step": trainer.step,
+        "skipped": trainer.skipped,
+        "elapsed": trainer.elapsed,
+        "dataset": trainer.dataset.state(),
+        "schedule": None if trainer.schedule is None else trainer.schedule.state(),
+        "generators": generators,
+        "early_stopping": {**stopping.state(), "validated_at": trainer.validated_at},
+        "window": window,
+        "window_count": count,
+        "best_metrics": None
+        if trainer.best_metrics is None
+        else [list(m.items()) for m in trainer.best_metrics],
+    }
+    archive.save(path, arrays, meta)
+
+
+def read(trainer, path):
+    """Read the checkpoint at ``path`` and check it against ``trainer`` (before compiling)."""
+    try:
+        arrays, meta = archive.load(path)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"resume: no checkpoint at {path}") from None
+    if meta.get("format") != FORMAT or meta.get("version") != VERSION:
+        raise ValueError(f"resume: {path} is not a trainkit checkpoint")
+    ours = signature(trainer)
+    theirs = meta.get("signature", {})
+    if theirs != ours:
+        if theirs.get("algo") != ours["algo"]:
+            why = f"it was made with algo={theirs.get('algo')!r}, this run uses {ours['algo']!r}"
+        elif theirs.get("schedule") != ours["schedule"]:
+            why = (
+                f"it was made with lr_schedule {theirs.get('schedule')!r}, this run uses "
+                f"{ours['schedule']!r}"
+            )
+        else:
+            diff = []
+            for key in ("variables", "generators"):
+                a, b = theirs.get(key, {}), ours[key]
+                diff += sorted(set(a) ^ set(b))
+                if key == "variables":
+                    diff += sorted(k for k in set(a) & set(b) if a[k] != b[k])
+            shown = ", ".join(diff[:5]) + (", ..." if len(diff) > 5 else "")
+            why = f"its state differs in {shown}"
+        raise ValueError(f"resume: {path} does not match this model and optimizer; {why}")
+    return arrays, meta
+
+
+def apply(trainer, arrays, meta, path):
+    """Set every piece of ``trainer``'s state from a checkpoint read by :func:`read`."""
+    try:
+        trainer.dataset.set_state(meta["dataset"])
+    except ValueError as error:
+        raise ValueError(
+            f"resume: {path} was saved training on other data or with other batching: {error}"
+        ) from None
+    for name, var in trainer.state_variables.items():
+        if _is_rng(var):
+            rng = np.random.default_rng()
+            rng.bit_generator.state = meta["generators"][name]
+            var.set_value(rng, borrow=True)
+        else:
+            var.set_value(np.array(arrays[f"state/{name}"], copy=True))
+    best = {k[5:]: v for k, v in arrays.items() if k.startswith("best/")}
+    best = OrderedDict((n, best[n]) for n in trainer.graph.params) if best else None
+    es = meta["early_stopping"]
+    trainer.early_stopping.set_state(es, best)
+    trainer.validated_at = es["validated_at"]
+    trainer.step = meta["step"]
+    trainer.skipped = meta["skipped"]
+    trainer.elapsed = meta["elapsed"]
+    if trainer.schedule is not None and meta["schedule"] is not None:
+        trainer.schedule.set_state(meta["schedule"])
+    trainer.set_window_state(meta["window"], meta["window_count"])
+    best_metrics = meta.get("best_metrics")
+    trainer.best_metrics = (
+        None if best_metrics is None else tuple(OrderedDict(m) for m in best_metrics)
+    )
+
+
+class Checkpointer:
+    """Save the trainer's full state to ``path`` every N updates or T seconds.
+
+    Each checkpoint replaces the last atomically. It saves after an update
+    and its validation (``on_step_end``), never between them. The trainer
+    also saves one when training ends or is stopped, before the extra
+    validation of the final state and before it restores the best
+    parameters, so a checkpoint always holds the state training would
+    continue from.
+
+    Parameters
+    ----------
+    path : str or path
+        The checkpoint file.
+    every : tuple or None
+        ``('updates', n)`` or ``('seconds', t)`` (see
+        :func:`trainkit.training.options.parse_every`); None saves only at the end.
+    """
+
+    def __init__(self, path, every=None):
+        self.path = path
+        self.every = every
+        self.last_time = time.monotonic()
+        self.saved_step = None
+
+    def on_start(self, trainer):
+        self.last_time = time.monotonic()  # the clock starts after compiling
+        self.saved_step = None
+
+    def on_step_end(self, trainer):
+        if self.every is None:
+            return
+        kind, amount = self.every
+        if kind == "updates":
+            due = trainer.step % amount == 0
+        else:
+            due = time.monotonic() - self.last_time >= amount
+        if due:
+            self.save(trainer)
+
+    def save(self, trainer):
+        save(trainer, self.path)
+        self.last_time = time.monotonic()
+        self.saved_step = trainer.step

@@ -1,0 +1,250 @@
+r"""The compiled training step: one function, or gradients then apply.
+
+A :class:`Step` turns an :class:`~trainkit.training.assembly.Assembly` into
+compiled PyTensor functions and runs them on batches:
+
+- **one function** (the default): ``f(batch)`` computes the loss, the
+  gradients and every update at once;
+- **two halves** (``split_update=True``, implied by ``accumulate > 1`` and by
+  data-parallel training): ``f_grad(batch)`` adds the batch's gradients into
+  accumulators, then ``f_apply()`` clips them, runs the optimizer and the norm
+  constraints, and clears the accumulators. Between the halves,
+  :meth:`Step.apply` all-reduces the accumulators through a communicator
+  (data parallel); clipping therefore sees the whole gradient.
+
+**Accumulation.** With ``accumulate = N`` (or more than one process), each
+batch :math:`k` adds :math:`w_k g_k` to the accumulator and :math:`w_k` to the
+weight sum, where :math:`w_k` is the batch's weight (its number of examples,
+or the sum of its sample weights) and :math:`g_k` the gradient of its mean
+loss; the update uses :math:`\sum_k w_k g_k / \sum_k w_k`, the gradient of
+the mean over all the batches' examples, so N batches of B examples make the
+same update as one batch of N·B examples (to rounding; bitwise where the
+arithmetic is exact). Penalties on the parameters enter once, since
+:math:`\sum_k w_k g_{pen} / \sum_k w_k = g_{pen}`. With one batch and one
+process the accumulator holds the gradient itself, so the split step makes
+the same update as the one-function step.
+
+**The non-finite guard.** Nothing non-finite reaches the parameters or the
+optimizer state: one flag, :math:`\mathrm{isfinite}(0\cdot\mathcal{L} +
+\sum_p \sum 0\cdot g_p)` (a product with 0 is 0 for finite values and NaN
+for ``inf``/``nan``, and the sum of zeros cannot overflow), is decided from the
+gradients, and every update is ``switch(flag, new, old)``, a scalar test that
+fuses into the update's own loop. In the split step a non-finite batch adds
+nothing to the accumulators. Random generators always advance.
+"""
+
+from collections import OrderedDict
+
+import numpy as np
+import pytensor
+import pytensor.tensor as pt
+from pytensor.tensor.random.type import RandomGeneratorType
+
+from .assembly import penalty_terms, total_loss
+
+__all__ = ["Step", "finite_flag", "validation_function"]
+
+
+def _is_rng(var):
+    return isinstance(var.type, RandomGeneratorType)
+
+
+def finite_flag(loss, gradients):
+    """A scalar that is true iff ``loss`` and every element of ``gradients`` are finite."""
+    total = loss * 0
+    for g in gradients:
+        total = total + pt.cast(pt.sum(g * 0), loss.dtype)
+    return pt.isfinite(total)
+
+
+def _grad_norm(gradients, dtype):
+    total = None
+    for g in gradients:
+        term = pt.cast(pt.sum(pt.sqr(g)), dtype)
+        total = term if total is None else total + term
+    return pt.sqrt(total)
+
+
+class Step:
+    """Compiled training functions and how to run them.
+
+    Parameters
+    ----------
+    assembly : Assembly
+        The assembled training step.
+    inputs : list of Variable
+        What each batch feeds.
+    extra : OrderedDict
+        Further named scalars to report per batch (metrics, monitors), on
+        the training graph.
+    givens : dict
+        Substitutions made when compiling.
+    mode : str or Mode or None
+        The PyTensor mode.
+    batch_weight : scalar Variable
+        How much a batch counts when batches are accumulated.
+    split : bool
+        Compile two halves instead of one function.
+    monitor_gradients : bool
+        Report ``grad_norm``, the norm of the clipped gradient of each update.
+    communicator : Communicator, optional
+        Sums the accumulators over processes between the halves.
+    weighted : bool
+        Accumulate batch-weighted gradients (needed when more than one
+        batch or process makes an update).
+    """
+
+    def __init__(
+        self,
+        assembly,
+        inputs,
+        *,
+        extra=None,
+        givens=None,
+        mode=None,
+        batch_weight=None,
+        split=False,
+        monitor_gradients=False,
+        communicator=None,
+        weighted=False,
+    ):
+        a = assembly
+        self.assembly = a
+        self.split = split
+        self.communicator = communicator
+        self.weighted = weighted
+        extra = OrderedDict(extra or {})
+        values = [a.loss, a.base_loss, *a.penalties.values(), *extra.values()]
+        self.batch_names = ["loss", "base", *a.penalties, *extra]
+        self.monitor_gradients = monitor_gradients
+        self.names = self.batch_names + (["grad_norm"] if monitor_gradients else [])
+        dtype = a.loss.dtype
+        if not split:
+            flag = finite_flag(a.loss, a.gradients.values())
+            outputs = [pt.cast(flag, "int8"), *values]
+            if monitor_gradients:
+                outputs.append(_grad_norm(a.gradients.values(), dtype))
+            updates = OrderedDict(
+                (var, new if _is_rng(var) else pt.switch(flag, new, var))
+                for var, new in a.updates.items()
+            )
+            self._step = pytensor.function(
+                inputs, outputs, updates=updates, givens=givens, mode=mode
+            )
+            return
+        if a.spec.algo == "esgd":
+            raise ValueError(
+                "algo: esgd needs the loss itself (its curvature estimate differentiates the "
+                "gradient), so it cannot run on accumulated or all-reduced gradients; use "
+                "accumulate=1 and one process, or another algorithm"
+            )
+        params = a.graph.params
+        self.accumulators = OrderedDict(
+            (
+                name,
+                pytensor.shared(
+                    np.zeros_like(p.get_value(borrow=True)), name=f"{name}/grad_accumulator"
+                ),
+            )
+            for name, p in params.items()
+        )
+        self.weight_sum = pytensor.shared(
+            np.asarray(0, dtype=dtype), name="trainer/grad_weight_sum"
+        )
+        raw = a.raw_gradients
+        flag = finite_flag(a.loss, raw.values())
+        weight = pt.cast(batch_weight, dtype)
+        grad_updates = OrderedDict()
+        for name, acc in self.accumulators.items():
+            g = raw[name] * pt.cast(weight, raw[name].dtype) if weighted else raw[name]
+            grad_updates[acc] = pt.switch(flag, acc + g if weighted else g, acc)
+        grad_updates[self.weight_sum] = pt.switch(flag, self.weight_sum + weight, self.weight_sum)
+        for var, new in a.graph.updates.items():
+            grad_updates[var] = new
+        self._grad = pytensor.function(
+            inputs,
+            [pt.cast(flag, "int8"), *values],
+            updates=grad_updates,
+            givens=givens,
+            mode=mode,
+        )
+        if weighted:
+            mean = OrderedDict(
+                (name, acc / pt.cast(self.weight_sum, acc.dtype))
+                for name, acc in self.accumulators.items()
+            )
+        else:
+            mean = OrderedDict(self.accumulators)
+        clipped, updates = a.apply(mean)
+        apply_flag = finite_flag(pt.constant(0.0, dtype=dtype), clipped.values())
+        guarded = OrderedDict(
+            (var, pt.switch(apply_flag, new, var)) for var, new in updates.items()
+        )
+        for acc in self.accumulators.values():
+            guarded[acc] = pt.zeros_like(acc)
+        guarded[self.weight_sum] = pt.zeros_like(self.weight_sum)
+        outputs = [pt.cast(apply_flag, "int8")]
+        if monitor_gradients:
+            outputs.append(_grad_norm(clipped.values(), dtype))
+        self._apply = pytensor.function([], outputs, updates=guarded, mode=mode)
+
+    # -- one function -------------------------------------------------------------
+
+    def update(self, batch):
+        """One-function step: ``(finite, values)``; nothing changes unless finite."""
+        with np.errstate(all="ignore"):  # non-finite values are nan_policy's business
+            finite, *values = self._step(*batch)
+        return bool(finite), np.asarray(values, dtype=np.float64)
+
+    # -- two halves ---------------------------------------------------------------
+
+    def gradients(self, batch):
+        """First half: add the batch's gradients in; ``(finite, batch values)``."""
+        with np.errstate(all="ignore"):
+            finite, *values = self._grad(*batch)
+        return bool(finite), np.asarray(values, dtype=np.float64)
+
+    def apply(self):
+        """Second half: reduce over processes, clip, update, clear; ``(finite, extras)``.
+
+        ``extras`` holds ``grad_norm`` when gradients are monitored.
+        """
+        if self.communicator is not None and self.communicator.size > 1:
+            buffers = [acc.get_value(borrow=True) for acc in self.accumulators.values()]
+            weight = np.asarray(self.weight_sum.get_value(borrow=True))
+            reduced, total = self.communicator.allreduce_sum(buffers, weight)
+            for acc, value in zip(self.accumulators.values(), reduced, strict=True):
+                acc.set_value(value, borrow=True)
+            self.weight_sum.set_value(np.asarray(total, dtype=weight.dtype), borrow=True)
+        if float(self.weight_sum.get_value(borrow=True)) <= 0 and self.weighted:
+            self.clear()
+            return False, np.zeros(0)
+        with np.errstate(all="ignore"):
+            finite, *extras = self._apply()
+        return bool(finite), np.asarray(extras, dtype=np.float64)
+
+    def clear(self):
+        """Empty the accumulators (after a skipped update)."""
+        for acc in self.accumulators.values():
+            acc.set_value(np.zeros_like(acc.get_value(borrow=True)), borrow=True)
+        self.weight_sum.set_value(np.zeros_like(self.weight_sum.get_value(borrow=True)))
+
+
+def validation_function(graph, base_loss, regs, inputs, extra, *, givens, mode, batch_weight):
+    """The clean-graph validation function and its value names.
+
+    It returns the batch's weight, then ``loss`` (the base loss plus the
+    weighted penalties on the clean graph), the base loss, and ``extra``.
+    """
+    clean_total = total_loss(base_loss, penalty_terms(regs, graph))
+    names = ["loss", "base", *extra]
+    weight = batch_weight
+    if weight is None:
+        weight = pt.cast(inputs[0].shape[0], clean_total.dtype)
+    function = pytensor.function(
+        inputs,
+        [pt.cast(weight, clean_total.dtype), clean_total, base_loss, *extra.values()],
+        givens=givens,
+        mode=mode,
+    )
+    return function, names
