@@ -3,7 +3,7 @@
 import fnmatch
 import re
 
-from .errors import closest_hint
+from .errors import InvalidArgument, closest, closest_hint
 
 __all__ = ["Pattern"]
 
@@ -33,7 +33,7 @@ class Pattern:
     >>> Pattern("hid3:out", owner="recurrent_norm").select(["in:out", "hid1:out"], "output")
     Traceback (most recent call last):
     ...
-    ValueError: recurrent_norm: pattern 'hid3:out' matches no output; outputs are in:out, hid1:out (closest: hid1:out)
+    regularizers.errors.InvalidArgument: recurrent_norm: pattern 'hid3:out' matches no output; outputs are in:out, hid1:out (closest: hid1:out)
     """
 
     def __init__(self, globs, owner="pattern"):
@@ -79,8 +79,11 @@ class Pattern:
                 hint = closest_hint(glob, names)
                 where = f" (in {list(self.globs)!r})" if len(self.globs) > 1 else ""
                 available = ", ".join(names) if names else "none"
-                raise ValueError(
-                    f"{self.owner}: pattern {glob!r}{where} matches no {kind}; "
-                    f"{kind}s are {available}{hint}"
+                raise InvalidArgument(
+                    self.owner,
+                    f"pattern {glob!r}{where} matches no {kind}; {kind}s are {available}{hint}",
+                    glob,
+                    names,
+                    closest(glob, names),
                 )
         return [n for n in names if self(n)]

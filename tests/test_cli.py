@@ -196,7 +196,7 @@ def one_line_error(result, code=2):
     [
         (
             ["--set", "training.weight_l22=1e-4"],
-            r"^--set training.weight_l22: unknown key; .*\(closest: weight_l2, weight_l1\)$",
+            r"^--set training.weight_l22: unknown keyword argument; .*\(closest: weight_l2, weight_l1\)$",
         ),
         (["--set", 'training.batch_size="32"'], r"training.batch_size: must be a positive int"),
         (["--set", "data.y=label"], r"data.y: .*train.npz: no array 'label'.*closest: labels"),
@@ -220,7 +220,7 @@ def test_error_in_the_file_names_the_file_and_key(folder):
     (folder / "bad.toml").write_text(CLASSIFIER.replace("weight_l2 =", "weight_l22 ="))
     message = one_line_error(invoke("train", folder / "bad.toml"))
     assert message == (
-        f"{folder / 'bad.toml'}: training.weight_l22: unknown key; it is not a hyperparameter of "
+        f"{folder / 'bad.toml'}: training.weight_l22: unknown keyword argument; it is not a hyperparameter of "
         "adam, a regularizer or a trainer option (closest: weight_l2, weight_l1)"
     )
     (folder / "type.toml").write_text(CLASSIFIER.replace("batch_size = 16", 'batch_size = "16"'))

@@ -92,7 +92,7 @@ def test_a_bad_config_is_one_line_on_stderr_and_status_2(tmp_path):
     result = run("train", "run.toml", cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr.splitlines() == [
-        "error: run.toml: training.max_nrom: unknown key; it is not a hyperparameter of adam, "
+        "error: run.toml: training.max_nrom: unknown keyword argument; it is not a hyperparameter of adam, "
         "a regularizer or a trainer option (closest: max_norm)"
     ]
     assert result.stdout == ""

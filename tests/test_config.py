@@ -162,7 +162,7 @@ def test_missing_and_directory_config_files(tmp_path):
     [
         (
             "weight_l22 = 1e-4",
-            r"^run.toml: training.weight_l22: unknown key; it is not a hyperparameter of rmsprop, "
+            r"^run.toml: training.weight_l22: unknown keyword argument; it is not a hyperparameter of rmsprop, "
             r"a regularizer or a trainer option \(closest: weight_l2, weight_l1\)$",
         ),
         (
@@ -171,8 +171,8 @@ def test_missing_and_directory_config_files(tmp_path):
         ),
         (
             'algo = "adam"\nlearning_rate = "0.01"',
-            r"^run.toml: training.learning_rate: adam's hyperparameter must be a number, "
-            r"got a string '0.01'$",
+            r"^run.toml: training.learning_rate: must be a number >= 0 or a shared variable, "
+            r"got '0.01'$",
         ),
         (
             'algo = "adam"\nmomentum = 0.9',

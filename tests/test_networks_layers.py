@@ -222,11 +222,15 @@ def test_layer_list_errors(layers, error, message):
 
 
 def test_model_argument_errors():
-    with pytest.raises(ValueError, match=r"Regressor: loss: unknown loss 'mss'.*\(closest: mse\)"):
+    with pytest.raises(
+        ValueError, match=r"loss: unknown loss 'mss' for a Regressor.*\(closest: mse\)"
+    ):
         trainkit.Regressor([2, 1], loss="mss")
-    with pytest.raises(ValueError, match=r"Classifier: loss 'xent' needs a softmax output layer"):
+    with pytest.raises(ValueError, match=r"loss: Classifier: 'xent' needs a softmax output layer"):
         trainkit.Classifier([2, (3, "linear")])
-    with pytest.raises(ValueError, match="Autoencoder: the output layer must match the input"):
+    with pytest.raises(
+        ValueError, match="layers: an Autoencoder's output layer must match the input"
+    ):
         trainkit.Autoencoder([4, 2, 3])
-    with pytest.raises(ValueError, match="dtype must be 'float32' or 'float64'"):
+    with pytest.raises(ValueError, match="dtype: must be 'float32' or 'float64'"):
         trainkit.Regressor([2, 1], dtype="int32")

@@ -2,6 +2,7 @@
 
 import csv
 import json
+import logging
 import os
 import signal
 
@@ -14,6 +15,7 @@ import regularizers
 import trainkit
 from trainkit import archive as checkpoints
 from trainkit.training.callbacks import format_metrics
+from trainkit.training.signals import stop_on_signals
 
 
 def linear():
@@ -60,11 +62,13 @@ def test_progress_false_and_log_false_print_nothing(capfd):
     assert (out, err) == ("", "")
 
 
-def test_log_lines_show_each_validation_and_the_end(capfd):
+def test_log_lines_are_logging_records_the_library_never_prints(capfd, caplog):
+    # issue 7: log lines go through `logging` (the command line shows them)
+    caplog.set_level(logging.INFO, logger="trainkit")
     pairs = list(make(max_updates=12, log=True).itertrain(data()))
     out, err = capfd.readouterr()
-    assert out == ""
-    lines = err.splitlines()
+    assert (out, err) == ("", "")
+    lines = [r.getMessage() for r in caplog.records if r.name == "trainkit"]
     assert len(lines) == len(pairs) + 1 == 4
     for line, (tm, vm) in zip(lines, pairs, strict=False):
         assert line.startswith(f"step {tm['step']} epoch {tm['epoch']} lr 0.05 | train ")
@@ -219,7 +223,7 @@ def test_user_callbacks_are_called_in_order():
 def test_an_object_without_hooks_is_not_a_callback():
     with pytest.raises(
         ValueError,
-        match=r"callbacks\[1\]: a callback must have at least one "
+        match=r"callbacks: item 1: a callback must have at least one "
         r"of the methods on_start, on_update",
     ):
         make(max_updates=1, callbacks=[OnlyEnd([]), object()])
@@ -255,15 +259,46 @@ class Interrupt:
 
 
 def test_ctrl_c_stops_cleanly_after_the_update_with_a_final_checkpoint(tmp_path):
+    # the loop installs no handlers itself (issue 7): its owner opts in
     before = signal.getsignal(signal.SIGINT)
     t = make(
         max_updates=20, validate_every=2, callbacks=[Interrupt()], save_progress=tmp_path / "ckpt"
     )
-    pairs = list(t.itertrain(data()))
+    with stop_on_signals(t):
+        pairs = list(t.itertrain(data()))
     assert t.stop_reason == "interrupted by SIGINT"
     assert t.step == 3 and [tm["step"] for tm, _ in pairs] == [2]  # no validation after it
     assert checkpoints.load(tmp_path / "ckpt")[1]["step"] == 3
     assert signal.getsignal(signal.SIGINT) is before
+
+
+class StopAt:
+    def __init__(self, step):
+        self.step = step
+
+    def on_update(self, trainer):
+        if trainer.step == self.step:
+            trainer.stop("enough")
+
+
+def test_a_callback_ends_training_with_trainer_stop(tmp_path):
+    t = make(max_updates=20, validate_every=5, callbacks=[StopAt(3)], save_progress=tmp_path / "c")
+    pairs = list(t.itertrain(data()))
+    assert t.stop_reason == "enough" and t.step == 3
+    assert [tm["step"] for tm, _ in pairs] == [3]  # the stopped state is validated
+    assert checkpoints.load(tmp_path / "c")[1]["step"] == 3
+
+
+def test_the_loop_installs_no_signal_handlers():
+    seen = []
+
+    class Look:
+        def on_update(self, trainer):
+            seen.append(signal.getsignal(signal.SIGINT))
+
+    before = signal.getsignal(signal.SIGINT)
+    make(max_updates=2, callbacks=[Look()]).train(data())
+    assert seen == [before, before]
 
 
 class Fail:

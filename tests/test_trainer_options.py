@@ -80,8 +80,8 @@ def test_a_misspelt_option_names_the_closest():
         (dict(lr_warmup=-1), "lr_warmup: must be a non-negative int, got -1"),
         (dict(lr_schedule="cosin"), r"lr_schedule: unknown schedule 'cosin'.*closest: cosine"),
         (dict(lr_schedule=dict(name="step")), r"lr_schedule: step needs step_size"),
-        (dict(learning_rate=-0.1), r"learning_rate: must be in \[0, inf\); got -0.1"),
-        (dict(callbacks=[3]), r"callbacks\[0\]: a callback must have at least one of"),
+        (dict(learning_rate=-0.1), r"learning_rate: must be >= 0, got -0.1"),
+        (dict(callbacks=[3]), r"callbacks: item 0: a callback must have at least one of"),
     ],
 )
 def test_bad_option_values(option, message):

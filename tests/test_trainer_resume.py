@@ -165,7 +165,7 @@ def test_save_every_seconds_uses_the_clock(monkeypatch, tmp_path):
         return now[0]
 
     monkeypatch.setattr(
-        trainkit.training.callbacks, "time", type("clock", (), {"monotonic": clock})
+        trainkit.training.checkpoints, "time", type("clock", (), {"monotonic": clock})
     )
     saved = []
     net = trainkit.Regressor([3, (4, "tanh"), 2])
@@ -263,6 +263,7 @@ SCRIPT = """
 import json, sys, time
 import numpy as np
 import trainkit
+from trainkit.training.signals import stop_on_signals
 
 class Slow:
     def on_update(self, trainer):
@@ -275,8 +276,11 @@ rng = np.random.default_rng(0)
 x = rng.normal(size=(40, 3)).astype("float32")
 y = (np.tanh(x[:, :2]) - x[:, 2:]).astype("float32")
 net = trainkit.Regressor([3, (4, "tanh"), 2])
-net.train([x, y], max_updates=int(sys.argv[2]), save_progress=sys.argv[1], save_every=1,
-          callbacks=[Slow()], **json.loads(sys.argv[3]))
+pairs = net.itertrain([x, y], max_updates=int(sys.argv[2]), save_progress=sys.argv[1],
+                      save_every=1, callbacks=[Slow()], **json.loads(sys.argv[3]))
+with stop_on_signals(net.trainer):
+    for _ in pairs:
+        pass
 """
 
 

@@ -58,7 +58,7 @@ class Functions:
         self.seen = []
 
     def on_update(self, trainer):
-        self.seen.append(trainer._train_fn)
+        self.seen.append(trainer._step)
 
 
 def step_rates(s):

@@ -107,7 +107,7 @@ def cli(debug):
     `trainkit list` shows every optimizer, regularizer, trainer option and
     shipped example; `trainkit COMMAND --help` shows a command's options.
     """
-    _show_library_logs()
+    click.get_current_context().call_on_close(_show_library_logs())
 
 
 class _LogToStderr(logging.Handler):
@@ -121,12 +121,20 @@ class _LogToStderr(logging.Handler):
 
 
 def _show_library_logs():
-    """The command line prints the library's log lines (the library itself never does)."""
+    """Print the library's log lines (the library never does); returns the undo."""
     log = logging.getLogger("trainkit")
-    if not any(isinstance(h, _LogToStderr) for h in log.handlers):
-        log.addHandler(_LogToStderr())
+    handler = _LogToStderr()
+    before = log.level, log.propagate
+    log.addHandler(handler)
     log.setLevel(logging.INFO)
     log.propagate = False
+
+    def undo():
+        log.removeHandler(handler)
+        log.setLevel(before[0])
+        log.propagate = before[1]
+
+    return undo
 
 
 def main(argv=None):

@@ -32,7 +32,7 @@ file, the key, the value, what is allowed and the closest valid key:
 >>> load_text(text, "run.toml").check_training()
 Traceback (most recent call last):
 ...
-trainkit.cli.config.ConfigError: run.toml: training.weight_l22: unknown key; it is not a hyperparameter of rmsprop, a regularizer or a trainer option (closest: weight_l2, weight_l1)
+trainkit.cli.config.ConfigError: run.toml: training.weight_l22: unknown keyword argument; it is not a hyperparameter of rmsprop, a regularizer or a trainer option (closest: weight_l2, weight_l1)
 """  # noqa: E501
 
 import contextlib
@@ -335,10 +335,7 @@ class Config:
             with backend(self.mode):
                 return cls(**self.model_kwargs())
         except (ValueError, TypeError) as error:
-            message = str(error)
-            if message.startswith(f"{self.kind}: "):
-                message = message[len(self.kind) + 2 :]
-            raise self.rephrase("model", message, MODEL_KEYS) from error
+            raise self.rephrase("model", error) from error
 
     def check_training(self, graph=None):
         """Check ``[training]`` without compiling; returns the parsed TrainingSpec.

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from regularizers.errors import listing, unknown
+from regularizers.errors import InvalidArgument, UnknownArgument, listing, unknown
 
 __all__ = ["ArraySpec", "CHUNK_ROWS", "Dataset", "check_arrays"]
 
@@ -47,9 +47,9 @@ def _check_int(argument, value, minimum, allow_none=False):
     if value is None and allow_none:
         return None
     if not _is_int(value):
-        raise TypeError(f"{argument}: expected an integer >= {minimum}, got {value!r}")
+        raise UnknownArgument(argument, f"expected an integer >= {minimum}, got {value!r}")
     if value < minimum:
-        raise ValueError(f"{argument}: expected an integer >= {minimum}, got {value!r}")
+        raise InvalidArgument(argument, f"expected an integer >= {minimum}, got {value!r}")
     return int(value)
 
 
@@ -195,13 +195,14 @@ def _check_values(array, spec, label, argument, chunk_rows):
             bad = ~np.isfinite(block)
             if bad.any():
                 row = start + int(np.flatnonzero(bad.reshape(len(block), -1).any(axis=1))[0])
-                raise ValueError(f"{argument}: {label} contains NaN or Inf (first at row {row})")
+                raise InvalidArgument(argument, f"{label} contains NaN or Inf (first at row {row})")
             if spec.kind == "int":
                 frac = block != np.round(block)
                 if frac.any():
-                    raise ValueError(
-                        f"{argument}: {label} must hold integer class labels, "
-                        f"got {array.dtype} values {_fmt(block[frac][0])}"
+                    raise InvalidArgument(
+                        argument,
+                        f"{label} must hold integer class labels, "
+                        f"got {array.dtype} values {_fmt(block[frac][0])}",
                     )
         low, high = spec.low, spec.high
         found = None
@@ -215,9 +216,8 @@ def _check_values(array, spec, label, argument, chunk_rows):
                 if low is not None and high is not None
                 else (f">= {_fmt(low)}" if low is not None else f"<= {_fmt(high)}")
             )
-            raise ValueError(
-                f"{argument}: {label} has {what} out of range: "
-                f"found {_fmt(found)}, allowed {allowed}"
+            raise InvalidArgument(
+                argument, f"{label} has {what} out of range: found {_fmt(found)}, allowed {allowed}"
             )
 
 
@@ -262,19 +262,18 @@ def check_arrays(arrays, specs, argument="train", chunk_rows=None, values=True):
     >>> check_arrays([np.zeros((10, 7)), np.zeros(10, int)], specs)
     Traceback (most recent call last):
     ...
-    ValueError: train: array 0 ('x') has 7 features; the model's input has 8
+    regularizers.errors.InvalidArgument: train: array 0 ('x') has 7 features; the model's input has 8
     >>> check_arrays([np.zeros((10, 8)), np.full(10, 0.5)], specs, argument="valid")
     Traceback (most recent call last):
     ...
-    ValueError: valid: array 1 ('y') must hold integer class labels, got float64 values 0.5
+    regularizers.errors.InvalidArgument: valid: array 1 ('y') must hold integer class labels, got float64 values 0.5
     """
     specs = _check_specs(specs)
     chunk_rows = _check_int("chunk_rows", CHUNK_ROWS if chunk_rows is None else chunk_rows, 1)
     signature = _signature(specs)
     if not isinstance(arrays, list | tuple):
-        raise TypeError(
-            f"{argument}: expected a list or tuple of arrays {signature}, "
-            f"got {type(arrays).__name__}"
+        raise UnknownArgument(
+            argument, f"expected a list or tuple of arrays {signature}, got {type(arrays).__name__}"
         )
     n_required = sum(not s.optional for s in specs)
     if not n_required <= len(arrays) <= len(specs):
@@ -284,8 +283,8 @@ def check_arrays(arrays, specs, argument="train", chunk_rows=None, values=True):
             else f"{n_required} {'or' if len(specs) == n_required + 1 else 'to'} {len(specs)}"
         )
         plural = "" if counts == "1" else "s"
-        raise ValueError(
-            f"{argument}: expected {counts} array{plural} {signature}, got {len(arrays)}"
+        raise InvalidArgument(
+            argument, f"expected {counts} array{plural} {signature}, got {len(arrays)}"
         )
     checked = []
     for i, (array, spec) in enumerate(zip(arrays, specs, strict=False)):
@@ -294,41 +293,44 @@ def check_arrays(arrays, specs, argument="train", chunk_rows=None, values=True):
             try:
                 array = np.asarray(array)
             except (TypeError, ValueError) as error:
-                raise TypeError(f"{argument}: {label} is not an array ({error})") from None
+                raise UnknownArgument(argument, f"{label} is not an array ({error})") from None
         expected = "integer class labels" if spec.kind == "int" else "numbers"
         if array.dtype.kind not in "biuf":
-            raise TypeError(f"{argument}: {label} has dtype {array.dtype}; expected {expected}")
+            raise UnknownArgument(argument, f"{label} has dtype {array.dtype}; expected {expected}")
         if array.ndim != spec.ndim:
-            raise ValueError(
-                f"{argument}: {label} has {array.ndim} dimensions, shape {array.shape}; "
-                f"expected {spec.ndim} dimensions ({', '.join(spec.axes)})"
+            raise InvalidArgument(
+                argument,
+                f"{label} has {array.ndim} dimensions, shape {array.shape}; "
+                f"expected {spec.ndim} dimensions ({', '.join(spec.axes)})",
             )
         if spec.features is not None and array.shape[-1] != spec.features:
             role = {"x": "input", "y": "output"}.get(spec.name, f"{spec.name!r} array")
-            raise ValueError(
-                f"{argument}: {label} has {array.shape[-1]} features; "
-                f"the model's {role} has {spec.features}"
+            raise InvalidArgument(
+                argument,
+                f"{label} has {array.shape[-1]} features; the model's {role} has {spec.features}",
             )
         if spec.time is not None and array.shape[1] != spec.time:
-            raise ValueError(
-                f"{argument}: {label} has {array.shape[1]} time steps (axis 1), "
-                f"shape {array.shape}; the model expects {spec.time}"
+            raise InvalidArgument(
+                argument,
+                f"{label} has {array.shape[1]} time steps (axis 1), "
+                f"shape {array.shape}; the model expects {spec.time}",
             )
         checked.append(array)
     lengths = [len(a) for a in checked]
     if len(set(lengths)) > 1:
         pairs = ", ".join(f"{s.name} {n}" for s, n in zip(specs, lengths, strict=False))
-        raise ValueError(f"{argument}: arrays have different lengths: {pairs}")
+        raise InvalidArgument(argument, f"arrays have different lengths: {pairs}")
     if lengths[0] == 0:
-        raise ValueError(f"{argument}: arrays are empty (0 examples); expected at least 1")
+        raise InvalidArgument(argument, "arrays are empty (0 examples); expected at least 1")
     names = [s.name for s in specs]
     for i, (array, spec) in enumerate(zip(checked, specs, strict=False)):
         j = names.index(spec.like) if spec.like is not None else len(checked)
         if j < len(checked) and array.shape != checked[j].shape[: spec.ndim]:
-            raise ValueError(
-                f"{argument}: array {i} ({spec.name!r}) has shape {array.shape}; expected "
+            raise InvalidArgument(
+                argument,
+                f"array {i} ({spec.name!r}) has shape {array.shape}; expected "
                 f"{checked[j].shape[: spec.ndim]}, the leading axes of {spec.like!r} "
-                f"{checked[j].shape}"
+                f"{checked[j].shape}",
             )
     if values:
         for i, (array, spec) in enumerate(zip(checked, specs, strict=False)):
@@ -341,15 +343,15 @@ def _basic_check(arrays, argument):
     arrays = [a if isinstance(a, np.ndarray) else np.asarray(a) for a in arrays]
     for i, array in enumerate(arrays):
         if array.ndim == 0:
-            raise ValueError(
-                f"{argument}: array {i} is a scalar; expected at least 1 dimension (batch, ...)"
+            raise InvalidArgument(
+                argument, f"array {i} is a scalar; expected at least 1 dimension (batch, ...)"
             )
     lengths = [len(a) for a in arrays]
     if len(set(lengths)) > 1:
         pairs = ", ".join(f"[{i}] {n}" for i, n in enumerate(lengths))
-        raise ValueError(f"{argument}: arrays have different lengths: {pairs}")
+        raise InvalidArgument(argument, f"arrays have different lengths: {pairs}")
     if lengths[0] == 0:
-        raise ValueError(f"{argument}: arrays are empty (0 examples); expected at least 1")
+        raise InvalidArgument(argument, "arrays are empty (0 examples); expected at least 1")
     return arrays
 
 
@@ -470,7 +472,9 @@ class Dataset:
         if isinstance(source, np.ndarray):
             source = [source]
         if isinstance(source, list | tuple) and not source:
-            raise ValueError(f"{name}: got an empty {type(source).__name__}; expected [x, y, ...]")
+            raise InvalidArgument(
+                name, f"got an empty {type(source).__name__}; expected [x, y, ...]"
+            )
         if isinstance(source, list | tuple) and all(isinstance(a, np.ndarray) for a in source):
             self.kind = "arrays"
             if self.epoch_size is not None:
@@ -488,9 +492,10 @@ class Dataset:
         elif isinstance(source, list | tuple):
             if not all(isinstance(b, list | tuple) for b in source):
                 kinds = sorted({type(item).__name__ for item in source})
-                raise TypeError(
-                    f"{name}: a {type(source).__name__} source holds arrays [x, y, ...] or "
-                    f"batches (lists of arrays); got items of types {', '.join(kinds)}"
+                raise UnknownArgument(
+                    name,
+                    f"a {type(source).__name__} source holds arrays [x, y, ...] or "
+                    f"batches (lists of arrays); got items of types {', '.join(kinds)}",
                 )
             self.kind = "iterable"
             self.batches_per_epoch = self.epoch_size or len(source)
@@ -506,9 +511,10 @@ class Dataset:
             self.one_shot = isinstance(source, Iterator)
             self.batches_per_epoch = self.epoch_size
         else:
-            raise TypeError(
-                f"{name}: expected a list of arrays [x, y, ...], a callable returning batches or "
-                f"an iterable of batches; got {type(source).__name__}"
+            raise UnknownArgument(
+                name,
+                f"expected a list of arrays [x, y, ...], a callable returning batches or "
+                f"an iterable of batches; got {type(source).__name__}",
             )
         self._epoch = self._batch_index = self._drawn = self._calls = self._iter_pos = 0
         self._exhausted = False
@@ -564,9 +570,9 @@ class Dataset:
         if isinstance(batch, np.ndarray):
             batch = [batch]
         if not isinstance(batch, list | tuple):
-            raise TypeError(
-                f"{argument}: expected a list or tuple of arrays, or one array; "
-                f"got {type(batch).__name__}"
+            raise UnknownArgument(
+                argument,
+                f"expected a list or tuple of arrays, or one array; got {type(batch).__name__}",
             )
         if self.specs is None:
             return _basic_check(batch, argument)

@@ -17,7 +17,7 @@ from collections import OrderedDict
 import numpy as np
 import pytensor
 
-from regularizers.errors import closest_hint, unknown
+from regularizers.errors import InvalidArgument, UnknownArgument, closest_hint, unknown
 
 from . import activations
 
@@ -142,29 +142,30 @@ _KEYS = ("size", "form", "activation", "name")
 
 def _check_name(where, name, taken):
     if not isinstance(name, str) or not name or any(c in name for c in ":./*?[]"):
-        raise ValueError(
-            f"{where}: layer name must be a non-empty string without ':', '.', '/' or "
-            f"glob characters, got {name!r}"
+        raise InvalidArgument(
+            where,
+            f"layer name must be a non-empty string without ':', '.', '/' or "
+            f"glob characters, got {name!r}",
         )
     if name in taken:
-        raise ValueError(f"{where}: layer name {name!r} is already used")
+        raise InvalidArgument(where, f"layer name {name!r} is already used")
 
 
 def _entry(where, entry):
     if isinstance(entry, bool):
-        raise TypeError(
-            f"{where}: expected a size, a (size, activation) tuple or a dict, got {entry!r}"
+        raise UnknownArgument(
+            where, f"expected a size, a (size, activation) tuple or a dict, got {entry!r}"
         )
     if isinstance(entry, (int, np.integer)):
         return {"size": int(entry)}
     if isinstance(entry, tuple):
         if len(entry) != 2:
-            raise ValueError(f"{where}: a tuple entry must be (size, activation), got {entry!r}")
+            raise InvalidArgument(where, f"a tuple entry must be (size, activation), got {entry!r}")
         return {"size": entry[0], "activation": entry[1]}
     if isinstance(entry, dict):
         return dict(entry)
-    raise TypeError(
-        f"{where}: expected a size, a (size, activation) tuple or a dict, got {entry!r}"
+    raise UnknownArgument(
+        where, f"expected a size, a (size, activation) tuple or a dict, got {entry!r}"
     )
 
 
@@ -176,16 +177,20 @@ def parse_layers(layers, output_activation, hidden_activation=None, dtype="float
     valid choice.
     """
     if not isinstance(layers, (list, tuple)) or len(layers) < 2:
-        raise ValueError(
-            f"layers: expected a list of at least an input size and an output layer, got {layers!r}"
+        raise InvalidArgument(
+            "layers",
+            f"expected a list of at least an input size and an output layer, got {layers!r}",
+            layers,
         )
     first = _entry("layers[0]", layers[0])
     extra = set(first) - {"size", "name"}
     if extra:
-        raise ValueError(f"layers[0]: the input entry takes size and name, got {sorted(extra)}")
+        raise InvalidArgument(
+            "layers[0]", f"the input entry takes size and name, got {sorted(extra)}"
+        )
     n_in = first.get("size")
     if isinstance(n_in, bool) or not isinstance(n_in, (int, np.integer)) or n_in < 1:
-        raise ValueError(f"layers[0]: size must be a positive int, got {n_in!r}")
+        raise InvalidArgument("layers[0]", f"size must be a positive int, got {n_in!r}")
     in_name = first.get("name", "in")
     _check_name("layers[0]", in_name, set())
     taken = {in_name}
@@ -196,18 +201,20 @@ def parse_layers(layers, output_activation, hidden_activation=None, dtype="float
         form = entry.get("form", "feedforward")
         form = _FORM_ALIASES.get(form, form)
         if form not in _FORMS:
-            raise ValueError(unknown(f"{where}: form", entry.get("form"), forms(), kind="form"))
+            raise InvalidArgument(
+                where, unknown("form", entry.get("form"), forms(), kind="form"), entry.get("form")
+            )
         cls = _FORMS[form]
         allowed = (*_KEYS, *cls.options)
         for key in entry:
             if key not in allowed:
                 hint = closest_hint(key, allowed)
-                raise ValueError(
-                    f"{where}: unknown key {key!r}; a {form} layer takes {', '.join(allowed)}{hint}"
+                raise InvalidArgument(
+                    where, f"unknown key {key!r}; a {form} layer takes {', '.join(allowed)}{hint}"
                 )
         size = entry.get("size")
         if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
-            raise ValueError(f"{where}: size must be a positive int, got {size!r}")
+            raise InvalidArgument(where, f"size must be a positive int, got {size!r}")
         is_output = i == len(layers) - 1
         name = entry.get("name", "out" if is_output else f"hid{i}")
         _check_name(where, name, taken)

@@ -18,7 +18,13 @@ from pytensor.graph.basic import Variable
 
 import regularizers
 from regularizers.base import Regularizer
-from regularizers.errors import closest_hint, unknown
+from regularizers.errors import (
+    InvalidArgument,
+    UnknownArgument,
+    closest,
+    closest_hint,
+    unknown,
+)
 
 from .. import archive
 from ..data.arrays import ArraySpec, check_arrays
@@ -99,11 +105,18 @@ class Network:
         kind = type(self).__name__
         loss = self.default_loss if loss is None else loss
         if loss not in self.allowed_losses:
-            raise ValueError(unknown(f"{kind}: loss", loss, self.allowed_losses, kind="loss"))
+            raise InvalidArgument(
+                "loss",
+                f"unknown loss {loss!r} for a {kind}; choose from "
+                f"{', '.join(self.allowed_losses)}{closest_hint(loss, self.allowed_losses)}",
+                loss,
+                self.allowed_losses,
+                closest(loss, self.allowed_losses) if isinstance(loss, str) else [],
+            )
         if dtype not in ("float32", "float64"):
-            raise ValueError(f"{kind}: dtype must be 'float32' or 'float64', got {dtype!r}")
+            raise InvalidArgument("dtype", f"must be 'float32' or 'float64', got {dtype!r}", dtype)
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-            raise TypeError(f"{kind}: seed must be an int, got {seed!r}")
+            raise UnknownArgument("seed", f"must be an int, got {seed!r}", seed)
         required = losses.REQUIRED_ACTIVATION.get(loss)
         output_activation = required or self.default_output_activation
         self.n_in, self.input_name, self.layers = parse_layers(
@@ -111,9 +124,11 @@ class Network:
         )
         out = self.layers[-1]
         if required and out.activation != required:
-            raise ValueError(
-                f"{kind}: loss {loss!r} needs a {required} output layer; "
-                f"layer {out.name!r} uses {out.activation!r}"
+            raise InvalidArgument(
+                "loss",
+                f"{kind}: {loss!r} needs a {required} output layer; "
+                f"layer {out.name!r} uses {out.activation!r}",
+                loss,
             )
         self.loss_name = loss
         self.hidden_activation = hidden_activation
@@ -532,9 +547,11 @@ class Autoencoder(Network):
     def __init__(self, layers, **kwargs):
         super().__init__(layers, **kwargs)
         if self.output_size != self.n_in or self.output_ndim != self.x.ndim:
-            raise ValueError(
-                f"Autoencoder: the output layer must match the input, got input size "
-                f"{self.n_in} and output size {self.output_size}"
+            raise InvalidArgument(
+                "layers",
+                f"an Autoencoder's output layer must match the input, got input size "
+                f"{self.n_in} and output size {self.output_size}",
+                layers,
             )
 
     def _target_spec(self):

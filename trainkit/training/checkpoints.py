@@ -194,6 +194,6 @@ class Checkpointer:
             self.save(trainer)
 
     def save(self, trainer):
-        save(trainer, self.path)
+        trainer.save_checkpoint(self.path)
         self.last_time = time.monotonic()
         self.saved_step = trainer.step

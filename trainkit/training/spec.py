@@ -55,7 +55,7 @@ DEFAULT_LEARNING_RATE = 1e-3
 #: hyperparameter name -> (low, high, low included, high included); numbers only,
 #: a shared variable (a value a schedule rewrites) is the user's business
 HYPERPARAMETER_RANGES = {
-    "learning_rate": (0.0, math.inf, False, False),
+    "learning_rate": (0.0, math.inf, True, False),
     "beta1": (0.0, 1.0, True, False),
     "beta2": (0.0, 1.0, True, False),
     "rho": (0.0, 1.0, True, False),
@@ -84,7 +84,7 @@ def check_hyperparameter(name, value):
     >>> check_hyperparameter("learning_rate", "fast")
     Traceback (most recent call last):
     ...
-    regularizers.errors.InvalidArgument: learning_rate: must be a number > 0 or a shared variable, got 'fast'
+    regularizers.errors.InvalidArgument: learning_rate: must be a number >= 0 or a shared variable, got 'fast'
     """  # noqa: E501
     if isinstance(value, SharedVariable):
         if value.ndim != 0:
@@ -235,9 +235,9 @@ def _check_schedule(algo, hyper, options, rate_given):
     given = options.lr_schedule if options.lr_schedule is not None else options.lr_warmup
     rate = hyper.get("learning_rate")
     if rate is None:
-        raise InvalidArgument(what, f"{algo} has no learning_rate to schedule", given)
+        raise UnknownArgument(what, f"{algo} has no learning_rate to schedule", given)
     if not optimizers.schedulable(algo):
-        raise InvalidArgument(
+        raise UnknownArgument(
             what,
             f"{algo} reads learning_rate once, as its initial step size, and then adapts its "
             f"own steps; a schedule would have no effect",
@@ -246,14 +246,14 @@ def _check_schedule(algo, hyper, options, rate_given):
     if isinstance(options.lr_schedule, schedules.Schedule):
         schedule = options.lr_schedule
         if options.lr_warmup:
-            raise InvalidArgument(
+            raise UnknownArgument(
                 "lr_warmup",
                 f"give the warmup to the Schedule object itself (it has warmup={schedule.warmup})",
                 options.lr_warmup,
             )
         if rate_given and not isinstance(rate, SharedVariable):
             if schedule.learning_rate != rate:
-                raise InvalidArgument(
+                raise UnknownArgument(
                     "learning_rate",
                     f"{rate!r} disagrees with the Schedule object's "
                     f"learning_rate={schedule.learning_rate!r}; give it once",
@@ -268,7 +268,8 @@ def _check_schedule(algo, hyper, options, rate_given):
     try:
         schedules.build(options.lr_schedule, base, warmup=options.lr_warmup, total_steps=length)
     except (TypeError, ValueError) as error:
-        raise InvalidArgument(what, _without_prefix(str(error), what), given) from None
+        kind = UnknownArgument if isinstance(error, TypeError) else InvalidArgument
+        raise kind(what, _without_prefix(str(error), what), given) from None
 
 
 def _without_prefix(message, argument):

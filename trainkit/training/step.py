@@ -25,11 +25,15 @@ process the accumulator holds the gradient itself, so the split step makes
 the same update as the one-function step.
 
 **The non-finite guard.** Nothing non-finite reaches the parameters or the
-optimizer state: one flag, :math:`\mathrm{isfinite}(0\cdot\mathcal{L} +
-\sum_p \sum 0\cdot g_p)` (a product with 0 is 0 for finite values and NaN
-for ``inf``/``nan``, and the sum of zeros cannot overflow), is decided from the
-gradients, and every update is ``switch(flag, new, old)``, a scalar test that
-fuses into the update's own loop. In the split step a non-finite batch adds
+optimizer state: one flag, :math:`\mathrm{isfinite}(\mathcal{L} + \sum_p
+\sum g_p)`, is decided from the gradients (a NaN or infinite element makes the
+sum NaN or infinite), and every update is ``switch(flag, new, old)``, a scalar
+test that fuses into the update's own loop (``benchmarks/guard_cost.py``: no
+measurable cost, where a per-element test cost 27%). The flag is
+conservative: finite gradients whose sum overflows (elements near 1e32 in
+float32) count as non-finite, which is a diverged step in any case. (The
+tempting :math:`\sum 0\cdot g` does not work: PyTensor rewrites
+:math:`0\cdot g` to zeros.) In the split step a non-finite batch adds
 nothing to the accumulators. Random generators always advance.
 """
 
@@ -51,9 +55,9 @@ def _is_rng(var):
 
 def finite_flag(loss, gradients):
     """A scalar that is true iff ``loss`` and every element of ``gradients`` are finite."""
-    total = loss * 0
+    total = loss
     for g in gradients:
-        total = total + pt.cast(pt.sum(g * 0), loss.dtype)
+        total = total + pt.cast(pt.sum(g), loss.dtype)
     return pt.isfinite(total)
 
 

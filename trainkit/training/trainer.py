@@ -474,7 +474,7 @@ class Trainer:
                         else self.dataset.epoch > epoch
                     )
                     pair = None
-                    if due or self.stop_reason:
+                    if due or (self.stop_reason and not self.interrupted):
                         pair = self._validate(valid_ds)
                         self._call(hooks, "on_validation", *pair)
                     self._call(hooks, "on_step_end")
