@@ -208,7 +208,8 @@ def open_npz(path, max_ratio=MAX_RATIO):
         try:
             archive = zipfile.ZipFile(file)
         except _DAMAGED + (ValueError, OSError) as error:
-            raise CheckpointError(path, f"{type(error).__name__}: {error}") from None
+            why = f"damaged or truncated ({type(error).__name__}: {error})"
+            raise CheckpointError(path, why) from None
         with archive:
             try:
                 members = survey(archive, path, os.fstat(file.fileno()).st_size, max_ratio)
