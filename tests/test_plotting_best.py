@@ -7,7 +7,13 @@ from trainkit.cli import plotting
 
 def rows():
     # lowest loss (0.30) first at step 20, again at 40; highest accuracy at step 30
-    table = [(10, 0.9, 0.50), (20, 0.3, 0.80), (30, 0.4, 0.97), (40, 0.3, 0.85), (50, math.nan, 0.99)]
+    table = [
+        (10, 0.9, 0.50),
+        (20, 0.3, 0.80),
+        (30, 0.4, 0.97),
+        (40, 0.3, 0.85),
+        (50, math.nan, 0.99),
+    ]
     return [
         {"step": s, "train_loss": 1.0, "valid_loss": v, "train_acc": 0.5, "valid_acc": a}
         for s, v, a in table

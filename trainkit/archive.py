@@ -55,6 +55,7 @@ __all__ = [
     "CheckpointError",
     "load",
     "open_npz",
+    "read_meta",
     "remove_stale",
     "save",
 ]
@@ -286,6 +287,27 @@ def load(path, expect=None, kind="checkpoint"):
         if error.kind == kind:
             raise
         raise CheckpointError(error.path, error.why, kind) from error.__cause__
+
+
+class _Peek(Exception):
+    """Carries ``(meta, specs)`` out of :func:`load` before any array is read."""
+
+
+def read_meta(path):
+    """``(meta, specs)`` of a file, reading only its header: specs are ``{name: (shape, dtype)}``.
+
+    Every check of :func:`load` short of reading the arrays is made, so it is
+    as safe to call on a file from elsewhere.
+    """
+
+    def stop(meta, specs):
+        raise _Peek(meta, specs)
+
+    try:
+        load(path, expect=stop)
+    except _Peek as peek:
+        return peek.args
+    raise AssertionError("unreachable: load calls expect")  # pragma: no cover
 
 
 def _load(path, expect):
