@@ -20,6 +20,8 @@ from pathlib import Path
 import click
 import numpy as np
 
+from regularizers.errors import InvalidArgument
+
 from .. import archive
 from ..models.metrics import evaluate_arrays
 from ..training.trainer import CHECKPOINT_FORMAT
@@ -101,12 +103,12 @@ def read_labelled(net, data_path, array=None, columns=None, y=None, weights=None
     suffix = Path(data_path).suffix.lower()
     autoencoder = kind == "Autoencoder"
     if autoencoder and y is not None:
-        raise ValueError("--y: an Autoencoder's target is its input; leave --y out")
+        raise InvalidArgument("--y", "an Autoencoder's target is its input; leave --y out", y)
     if suffix == ".csv":
         names = {"x": _names(columns), "weights": weights}
         if not autoencoder:
             if y is None:
-                raise ValueError(f"--y: name the target column(s) of {data_path}")
+                raise InvalidArgument("--y", f"name the target column(s) of {data_path}")
             names["y"] = _names(y)
     else:
         names = {"x": array or "x", "weights": weights}
@@ -155,7 +157,9 @@ def make_command(handle_errors):
         from .commands import _run_mode
 
         if batch_size < 1:
-            raise ValueError(f"--batch-size: must be a positive int, got {batch_size}")
+            raise InvalidArgument(
+                "--batch-size", f"must be a positive int, got {batch_size}", batch_size
+            )
         if mode is None:
             mode = _run_mode(model_path)
         with config.backend(mode):
