@@ -178,3 +178,52 @@ def test_write_output(tmp_path):
         datasets.write_output(tmp_path / "d.csv", np.ones((2, 3, 4)))
     with pytest.raises(DataError, match=r"unknown output type '.txt'"):
         datasets.write_output(tmp_path / "e.txt", np.ones(2))
+
+
+def damaged_copies(folder):
+    """A truncated, a bit-flipped and a garbage copy of train.npz, and a garbage .npy."""
+    data = (folder / "train.npz").read_bytes()
+    (folder / "truncated.npz").write_bytes(data[: len(data) // 2])
+    flipped = bytearray(data)
+    flipped[200] ^= 0x10  # inside the first member's array data: the CRC no longer matches
+    (folder / "flipped.npz").write_bytes(bytes(flipped))
+    (folder / "garbage.npz").write_bytes(b"these are not the arrays you are looking for\n" * 20)
+    (folder / "garbage.npy").write_bytes(b"\x80\x04K\x01." * 10)  # a pickle
+    return ["truncated.npz", "flipped.npz", "garbage.npz", "garbage.npy"]
+
+
+def test_damaged_data_files_are_one_line_naming_the_file(files):
+    folder, _, _ = files
+    for name in damaged_copies(folder):
+        path = folder / name
+        with pytest.raises(DataError) as info:
+            datasets.read_file(
+                path, {"x": "inputs", "y": "labels"} if name.endswith("z") else {"x": None}
+            )
+        message = str(info.value)
+        assert message.startswith(f"{path}: not"), message
+        assert "\n" not in message and "allow_pickle" not in message, message
+        with pytest.raises(DataError, match=r"^" + str(path)) as info:
+            datasets.read_input(path, array="inputs" if name.endswith("z") else None)
+        assert "allow_pickle" not in str(info.value)
+
+
+def test_damaged_data_in_the_cli_is_exit_2(files):
+    from test_cli import invoke, one_line_error
+
+    import trainkit
+
+    folder, x, _ = files
+    damaged_copies(folder)
+    trainkit.Regressor([3, 1]).save(folder / "m.npz")
+    for name in ("truncated.npz", "flipped.npz", "garbage.npz"):
+        message = one_line_error(
+            invoke("predict", folder / "m.npz", folder / name, "--array", "inputs", "-o", "o.npy")
+        )
+        assert str(folder / name) in message and "allow_pickle" not in message
+    (folder / "run.toml").write_text(
+        '[model]\nkind = "Classifier"\nlayers = [3, 2]\n'
+        f'[data]\ntrain = "{folder / "truncated.npz"}"\nx = "inputs"\ny = "labels"\n'
+    )
+    message = one_line_error(invoke("train", folder / "run.toml", "--run-dir", folder / "r"))
+    assert "truncated.npz: not a readable .npz file" in message

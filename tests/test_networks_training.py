@@ -268,7 +268,8 @@ def test_model_file_checks(tmp_path):
     arrays["hid1.w"] = np.zeros((5, 5), "float32")
     checkpoints.save(tmp_path / "b.npz", arrays, meta)
     with pytest.raises(
-        ValueError, match=r"parameter 'hid1.w' is float32\[5, 5\]; the model has float32\[2, 3\]"
+        ValueError,
+        match=r"implies parameter 'hid1.w' as float32\[2, 3\] but the file holds float32\[5, 5\]",
     ):
         trainkit.load(tmp_path / "b.npz")
     checkpoints.save(tmp_path / "c.npz", {}, {"format": "something else"})

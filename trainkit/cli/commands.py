@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 from .. import __version__
 from ..training.assembly import DEFAULT_LEARNING_RATE
 from ..training.signals import stop_on_signals
-from . import config, files, introspect, plotting
+from . import config, evaluate, files, introspect, plotting
 from .files import DataError
 from .introspect import value_text
 
@@ -561,7 +561,8 @@ def _run_mode(model_path):
 def predict(model_path, data_path, output, array, columns, proba, batch_size, mode):
     """Predict with a saved model: labels (Classifier), or outputs.
 
-    MODEL is a model.npz (or a run directory). DATA is .npy (memory-mapped),
+    MODEL is a model.npz, a run directory or the checkpoint.npz of an
+    interrupted run (its config.toml gives the layers). DATA is .npy (memory-mapped),
     .npz (--array NAME) or .csv with a header row (--columns); a recurrent
     model reads 2-D rows as time steps of its input size. OUT is .npy or
     .csv.
@@ -571,7 +572,7 @@ def predict(model_path, data_path, output, array, columns, proba, batch_size, mo
     if mode is None:
         mode = _run_mode(model_path)
     with config.backend(mode):
-        net, _ = _network_from(model_path, None, (), mode)
+        net = evaluate.open_model(model_path, mode)
         classifier = type(net).__name__ == "Classifier"
         if proba and not classifier:
             raise UserError(f"--proba: {model_path} is a {type(net).__name__}, not a Classifier")
@@ -607,6 +608,8 @@ def plot(run_dir, output):
     _, path = plotting.plot_run(run_dir, output)
     click.echo(f"wrote {path}")
 
+
+cli.add_command(evaluate.make_command(_handle_errors))
 
 if __name__ == "__main__":
     main()

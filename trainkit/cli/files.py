@@ -1,7 +1,8 @@
 r"""Data files for the command line: ``.npz``, ``.npy``, CSV, a validation split, digits.
 
 - ``.npz``: named arrays; ``x``, ``y``, ``weights`` name which is which
-  (default ``x`` and ``y``).
+  (default ``x`` and ``y``). Declared sizes are checked before reading
+  (:mod:`trainkit.npzfile`); a damaged or truncated file is one line.
 - ``.npy``: one array per file, memory-mapped (``np.load(mmap_mode='r')``), so
   training reads it batch by batch; give one file per role,
   ``{x = "x.npy", y = "y.npy"}``.
@@ -26,6 +27,7 @@ Traceback (most recent call last):
 trainkit.cli.files.DataError: .../train.npz: no array 'input'; the file holds inputs, labels (closest: inputs)
 """  # noqa: E501
 
+import contextlib
 import csv
 import gzip
 import os
@@ -35,6 +37,8 @@ from pathlib import Path
 import numpy as np
 
 from regularizers.errors import closest_hint, listing
+
+from .. import npzfile
 
 __all__ = [
     "BUILTIN",
@@ -108,36 +112,64 @@ def _existing(path, key=None):
 def read_npy(path, key=None):
     """One ``.npy`` array, memory-mapped (read-only)."""
     path = _existing(path, key)
+    with open(path, "rb") as file:
+        if file.read(6) != b"\x93NUMPY":
+            raise DataError(
+                f"{path}: not an .npy file (it does not start with the .npy magic)", key
+            )
     try:
-        return np.load(path, mmap_mode="r", allow_pickle=False)
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
     except (ValueError, OSError, EOFError) as error:
-        raise DataError(f"{path}: not a readable .npy file ({error})", key) from None
+        raise DataError(f"{path}: not a readable .npy file ({_reason(error)})", key) from None
+    if array.dtype.hasobject:  # pragma: no cover - np.load refuses these first
+        raise DataError(f"{path}: holds Python objects; save numeric arrays", key)
+    return array
+
+
+def _reason(error):
+    """What was wrong, in words that never advise loading pickles."""
+    text = " ".join(str(error).split())
+    if "pickle" in text:
+        return "it holds Python objects (pickled data), which trainkit never loads"
+    return text
+
+
+@contextlib.contextmanager
+def _npz(path, key=None):
+    """An .npz file opened and surveyed: ``(zipfile, {name: Member})``; damage is a DataError."""
+    try:
+        with npzfile.open_npz(path, max_ratio=None) as opened:
+            yield opened
+    except npzfile.CheckpointError as error:
+        raise DataError(f"{path}: not a readable .npz file ({_reason(error.why)})", key) from None
+    except npzfile._DAMAGED + (ValueError, OSError) as error:
+        if isinstance(error, DataError):
+            raise
+        why = f"{type(error).__name__}: {_reason(error)}"
+        raise DataError(
+            f"{path}: not a readable .npz file, damaged or truncated ({why})", key
+        ) from None
 
 
 def _npz_arrays(path, names, key=None):
     """``{role: array}`` for ``names`` (``{role: array name}``) from an .npz file."""
     path = _existing(path, key)
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            held = list(archive.files)
-            out = {}
-            for role, name in names.items():
-                if not isinstance(name, str):
-                    raise DataError(
-                        f"{path}: {role} must name one array of the .npz file, got {name!r}", role
-                    )
-                if name not in held:
-                    raise DataError(
-                        f"{path}: no array {name!r}; the file holds {listing(held)}"
-                        f"{closest_hint(name, held)}",
-                        role,
-                    )
-                out[role] = archive[name]
-            return out
-    except DataError:
-        raise
-    except (ValueError, OSError, EOFError) as error:
-        raise DataError(f"{path}: not a readable .npz file ({error})", key) from None
+    with _npz(path, key) as (archive, members):
+        held = list(members)
+        out = {}
+        for role, name in names.items():
+            if not isinstance(name, str):
+                raise DataError(
+                    f"{path}: {role} must name one array of the .npz file, got {name!r}", role
+                )
+            if name not in held:
+                raise DataError(
+                    f"{path}: no array {name!r}; the file holds {listing(held)}"
+                    f"{closest_hint(name, held)}",
+                    role,
+                )
+            out[role] = npzfile.read_member(archive, members[name])
+        return out
 
 
 def _csv_header(path, key=None):
@@ -248,8 +280,8 @@ def read_input(path, array=None, columns=None):
         return read_npy(path)
     if suffix == ".npz":
         if array is None:
-            with np.load(path, allow_pickle=False) as archive:
-                held = list(archive.files)
+            with _npz(path) as (_, members):
+                held = list(members)
             if len(held) == 1:
                 array = held[0]
             elif "x" in held:

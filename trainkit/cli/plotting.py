@@ -19,7 +19,7 @@ import json
 import math
 import os
 
-__all__ = ["METRICS_FILES", "read_metrics", "plot_curves", "plot_run"]
+__all__ = ["METRICS_FILES", "best_row", "read_metrics", "plot_curves", "plot_run"]
 
 #: the metrics files a run directory may hold, in the order they are looked for
 METRICS_FILES = ("metrics.csv", "metrics.jsonl")
@@ -73,8 +73,28 @@ def _pairs(rows):
     )
 
 
+def best_row(rows):
+    """Index of the validation whose parameters ``restore_best`` restores, or None.
+
+    The trainer keeps the parameters of the lowest finite validation loss,
+    replacing them only on a strictly lower one, so on ties it is the first.
+
+    >>> best_row([{"valid_loss": 0.5}, {"valid_loss": 0.3}, {"valid_loss": 0.3}])
+    1
+    """
+    best, lowest = None, math.inf
+    for i, row in enumerate(rows):
+        loss = row.get("valid_loss", math.nan)
+        if math.isfinite(loss) and loss < lowest:
+            best, lowest = i, loss
+    return best
+
+
 def plot_curves(rows, path=None, title=None):
     """Draw training and validation curves; save a PNG to ``path`` if given.
+
+    Every panel marks the validation that ``restore_best`` restores (see
+    :func:`best_row`): its loss, and the other metric at the same step.
 
     Parameters
     ----------
@@ -103,18 +123,19 @@ def plot_curves(rows, path=None, title=None):
     figure = Figure(figsize=(5.0 * len(panels) + 1.0, 4.0), dpi=100, layout="constrained")
     FigureCanvasAgg(figure)
     steps = [row["step"] for row in rows]
+    best = best_row(rows)
     for i, name in enumerate(panels):
         axes = figure.add_subplot(1, len(panels), i + 1)
         train = [row[f"train_{name}"] for row in rows]
         valid = [row[f"valid_{name}"] for row in rows]
         axes.plot(steps, train, marker="o", markersize=3, color="tab:blue", label="training")
         axes.plot(steps, valid, marker="o", markersize=3, color="tab:orange", label="validation")
-        finite = [(v, s) for v, s in zip(valid, steps, strict=True) if math.isfinite(v)]
-        if finite:
-            best = (min if name == "loss" else max)(finite)
+        if best is not None and math.isfinite(valid[best]):
+            value = valid[best]
+            text = f"best {value:.4g}" if name == "loss" else f"{name} {value:.4g} at best loss"
             axes.annotate(
-                f"best {best[0]:.4g}",
-                xy=(best[1], best[0]),
+                text,
+                xy=(steps[best], value),
                 xytext=(0, 12 if name == "loss" else -14),
                 textcoords="offset points",
                 ha="center",

@@ -26,16 +26,12 @@ from regularizers.errors import (
     unknown,
 )
 
-from .. import archive
 from ..data.arrays import ArraySpec, check_arrays
 from ..layers import parse_layers
 from ..training.trainer import Trainer
 from . import losses
 
 __all__ = ["Network", "Regressor", "Classifier", "Autoencoder", "Task", "load"]
-
-MODEL_FORMAT = "trainkit.model"
-MODEL_VERSION = 1
 
 
 @dataclass
@@ -419,17 +415,12 @@ class Network:
     def save(self, path):
         """Write the model to ``path``: arrays plus JSON, no pickles, atomically.
 
-        The file is a ``.npz`` archive that :func:`trainkit.load` reads with
-        ``allow_pickle=False``.
+        The file is a ``.npz`` archive that :func:`trainkit.load` reads
+        without unpickling (see :mod:`trainkit.models.io`).
         """
-        meta = {
-            "format": MODEL_FORMAT,
-            "version": MODEL_VERSION,
-            "class": type(self).__name__,
-            "config": self.config(),
-        }
-        arrays = OrderedDict((name, p.get_value()) for name, p in self.params.items())
-        archive.save(path, arrays, meta)
+        from . import io
+
+        io.save(self, path)
 
     def set_params(self, arrays, source="parameters"):
         """Set every parameter from a name -> array mapping (names, shapes, dtypes checked)."""
@@ -586,29 +577,12 @@ _CLASSES = {cls.__name__: cls for cls in (Regressor, Classifier, Autoencoder)}
 
 
 def load(path):
-    """Load a model saved with ``net.save(path)``.
+    """Load a model saved with ``net.save(path)`` (see :func:`trainkit.models.io.load`).
 
-    The file is read with ``allow_pickle=False`` and its JSON description is
-    checked field by field, so opening a model file from elsewhere cannot run
-    code.
+    Every declared size is checked before anything is allocated, nothing is
+    unpickled, and non-finite parameters are refused, so opening a model
+    file from elsewhere can neither run code nor exhaust memory.
     """
-    arrays, meta = archive.load(path)
-    if meta.get("format") != MODEL_FORMAT:
-        raise ValueError(f"{path}: not a trainkit model file (format {meta.get('format')!r})")
-    if meta.get("version") != MODEL_VERSION:
-        raise ValueError(f"{path}: unsupported model version {meta.get('version')!r}")
-    cls = _CLASSES.get(meta.get("class"))
-    if cls is None:
-        raise ValueError(unknown(f"{path}: class", meta.get("class"), _CLASSES, kind="model"))
-    config = meta.get("config")
-    if not isinstance(config, dict) or set(config) != {
-        "layers",
-        "loss",
-        "hidden_activation",
-        "seed",
-        "dtype",
-    }:
-        raise ValueError(f"{path}: malformed model config")
-    net = cls(**config)
-    net.set_params(arrays, source=str(path))
-    return net
+    from . import io
+
+    return io.load(path)
