@@ -24,7 +24,7 @@ from regularizers.errors import InvalidArgument
 
 from .. import archive
 from ..models.metrics import evaluate_arrays
-from ..training.trainer import CHECKPOINT_FORMAT
+from ..training.checkpoints import FORMAT as CHECKPOINT_FORMAT
 from . import config, files
 
 __all__ = ["make_command", "open_model", "read_labelled"]
