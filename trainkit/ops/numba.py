@@ -1,10 +1,11 @@
-"""Numba dispatch of the fused recurrent ops: one object-mode call of ``perform``.
+"""Numba dispatch of the fused recurrent ops: one object-mode call of the NumPy kernels.
 
 The kernels are NumPy on whole tiles (SIMD ``tanh``), which Numba cannot
 beat without SVML, so the compiled graph hops to object mode once per op call
 (about 0.1 ms) instead of JIT-compiling a kernel: nothing to compile cold.
-The dispatch is registered with a cache key (the op's props), so PyTensor's
-Numba cache still stores the whole compiled graph.
+The object-mode block calls the module-level :func:`run` with the op's props
+spelt as a string constant, so the compiled graph holds no pointer to a
+Python object and PyTensor's Numba cache can still store it.
 """
 
 import numba
@@ -17,22 +18,37 @@ from pytensor.link.numba.dispatch.basic import (
 from .recurrent import FusedRecurrent, FusedRecurrentGrad
 
 #: bump when the object-mode wrapper changes, to invalidate cached graphs
-_VERSION = 1
+_VERSION = 2
+
+
+def spell(op):
+    """The op's props as one string: ``form|activation|reverse|present``."""
+    present = "".join(str(int(p)) for p in getattr(op, "present", ()))
+    return f"{op.form}|{op.activation}|{int(op.reverse)}|{present}"
+
+
+def run(key, inputs):
+    """Run the op spelt ``key`` on ``inputs``; a tuple of its outputs."""
+    form, activation, reverse, present = key.split("|")
+    if present:
+        op = FusedRecurrentGrad(form, activation, reverse == "1", [c == "1" for c in present])
+        n_outputs = 3
+    else:
+        op = FusedRecurrent(form, activation, reverse == "1")
+        n_outputs = op.n_outputs
+    storage = [[None] for _ in range(n_outputs)]
+    op.perform(None, inputs, storage)
+    return tuple(s[0] for s in storage)
 
 
 def _object_mode(op, node):
     ret_sig = numba.types.Tuple([get_numba_type(o.type) for o in node.outputs])
-    n_outputs = len(node.outputs)
-
-    def py_perform(inputs):
-        storage = [[None] for _ in range(n_outputs)]
-        op.perform(node, inputs, storage)
-        return tuple(s[0] for s in storage)
+    key = spell(op)
 
     @numba_njit
     def fused_recurrent(*inputs):
         with numba.objmode(ret=ret_sig):
-            ret = py_perform(inputs)
+            ret = run(key, inputs)
         return ret
 
     return fused_recurrent

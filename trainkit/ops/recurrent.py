@@ -83,6 +83,10 @@ class FusedRecurrent(Op):
                                    f"{activation!r} is not supported")
         self.form, self.activation, self.reverse = form, activation, bool(reverse)
 
+    @property
+    def n_outputs(self):
+        return len(_outputs(self.form)) + len(kernels.workspace_names(self.form))
+
     def make_node(self, projected, hh, h0, lengths=None):
         inputs = [projected, hh, h0] + ([] if lengths is None else [lengths])
         T, B, _ = projected.type.shape
