@@ -22,21 +22,23 @@ import time
 
 import numpy as np
 
-B, T, F, H, O = 64, 50, 32, 128, 10
+B, T, F, H, N_OUT = 64, 50, 32, 128, 10
 BLOCKS = {"rnn": 1, "lstm": 4, "gru": 3}
 
 
 def data(rng):
-    return (rng.normal(size=(B, T, F)).astype("float32"),
-            rng.normal(size=(B, T, O)).astype("float32"))
+    return (
+        rng.normal(size=(B, T, F)).astype("float32"),
+        rng.normal(size=(B, T, N_OUT)).astype("float32"),
+    )
 
 
 def pytensor_step(form, impl, mode):
     import pytensor
     import pytensor.tensor as pt
 
-    from trainkit.optimizers import adam
     from trainkit.ops import fused_rnn
+    from trainkit.optimizers import adam
 
     rng = np.random.default_rng(0)
     G = BLOCKS[form]
@@ -45,7 +47,7 @@ def pytensor_step(form, impl, mode):
         return pytensor.shared((rng.normal(size=shape) * scale).astype("float32"), name=name)
 
     xh, hh, b = param("xh", F, G * H), param("hh", H, G * H), param("b", G * H)
-    w, c = param("w", H, O), param("c", O)
+    w, c = param("w", H, N_OUT), param("c", N_OUT)
     x, y = pt.tensor3("x", dtype="float32"), pt.tensor3("y", dtype="float32")
     # 2-D GEMMs: a 3-D ``x @ xh`` becomes a batched matmul whose gradient is much slower
     projected = (x.reshape((-1, F)) @ xh + b).reshape((x.shape[0], x.shape[1], G * H))
@@ -60,7 +62,7 @@ def pytensor_step(form, impl, mode):
         fake.name, fake.size, fake.activation = "l", H, "tanh"
         h0 = pt.zeros((x.shape[0], H), dtype="float32")
         out = fake.scan(projected.dimshuffle(1, 0, 2), h0)["out"].dimshuffle(1, 0, 2)
-    pred = (out.reshape((-1, H)) @ w + c).reshape((x.shape[0], x.shape[1], O))
+    pred = (out.reshape((-1, H)) @ w + c).reshape((x.shape[0], x.shape[1], N_OUT))
     norms = pt.sqrt((out**2).sum(axis=-1))
     loss = ((pred - y) ** 2).mean() + np.float32(0.1) * ((norms[:, 1:] - norms[:, :-1]) ** 2).mean()
     updates = adam(loss, [xh, hh, b, w, c], learning_rate=1e-3)
@@ -72,8 +74,9 @@ def torch_step(form):
 
     torch.manual_seed(0)
     rnn = {"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[form](
-        F, H, batch_first=True)
-    lin = torch.nn.Linear(H, O)
+        F, H, batch_first=True
+    )
+    lin = torch.nn.Linear(H, N_OUT)
     opt = torch.optim.Adam([*rnn.parameters(), *lin.parameters()], lr=1e-3)
 
     def step(x, y):
@@ -111,8 +114,17 @@ def child(args):
 
 def run(impl, form, mode, updates, cache):
     env = dict(os.environ, PYTENSOR_FLAGS=f"base_compiledir={cache}")
-    cmd = [sys.executable, __file__, "--child", "--impl", impl, "--form", form,
-           "--updates", str(updates)] + (["--mode", mode] if mode else [])
+    cmd = [
+        sys.executable,
+        __file__,
+        "--child",
+        "--impl",
+        impl,
+        "--form",
+        form,
+        "--updates",
+        str(updates),
+    ] + (["--mode", mode] if mode else [])
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
     if out.returncode:
         return dict(error=out.stderr.strip().splitlines()[-1])
@@ -130,9 +142,11 @@ def main():
     args = p.parse_args()
     if args.child:
         return child(args)
-    print(f"{args.form}: B={B} T={T} in={F} H={H}, float32, Adam, MSE + recurrent_norm; "
-          f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, "
-          f"cpus={len(os.sched_getaffinity(0))}, mode={args.mode or 'NUMBA (default)'}")
+    print(
+        f"{args.form}: B={B} T={T} in={F} H={H}, float32, Adam, MSE + recurrent_norm; "
+        f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, "
+        f"cpus={len(os.sched_getaffinity(0))}, mode={args.mode or 'NUMBA (default)'}"
+    )
     for impl in args.impls.split(","):
         if impl == "torch":
             try:
@@ -146,8 +160,10 @@ def main():
         if "error" in cold or "error" in warm:
             print(f"{impl:>6}: failed: {cold.get('error') or warm.get('error')}")
             continue
-        print(f"{impl:>6}: cold first update {cold['first']:6.1f} s, warm {warm['first']:5.1f} s, "
-              f"{warm['rate']:6.1f} updates/s")
+        print(
+            f"{impl:>6}: cold first update {cold['first']:6.1f} s, warm {warm['first']:5.1f} s, "
+            f"{warm['rate']:6.1f} updates/s"
+        )
 
 
 if __name__ == "__main__":

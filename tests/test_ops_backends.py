@@ -23,13 +23,20 @@ def build(form, mode, B=3, T=4, H=3, dtype="float64", reverse=True):
     weights = {k: pt.tensor(f"w_{k}", dtype=dtype, shape=v.type.shape) for k, v in outs.items()}
     cost = sum((v * weights[k]).sum() for k, v in sorted(outs.items()))
     grads = pytensor.grad(cost, [proj, hh, h0])
-    f = pytensor.function([proj, hh, h0, lens, *(weights[k] for k in sorted(outs))],
-                          [*(outs[k] for k in sorted(outs)), *grads], mode=mode)
-    data = [rng.normal(size=(B, T, G * H)).astype(dtype),
-            (rng.normal(size=(H, G * H)) * 0.6).astype(dtype),
-            rng.normal(size=(B, H)).astype(dtype), np.array([T, 1, 2], "int32")[:B]]
-    data += [rng.normal(size=(B, H) if k == "last" else (B, T, H)).astype(dtype)
-             for k in sorted(outs)]
+    f = pytensor.function(
+        [proj, hh, h0, lens, *(weights[k] for k in sorted(outs))],
+        [*(outs[k] for k in sorted(outs)), *grads],
+        mode=mode,
+    )
+    data = [
+        rng.normal(size=(B, T, G * H)).astype(dtype),
+        (rng.normal(size=(H, G * H)) * 0.6).astype(dtype),
+        rng.normal(size=(B, H)).astype(dtype),
+        np.array([T, 1, 2], "int32")[:B],
+    ]
+    data += [
+        rng.normal(size=(B, H) if k == "last" else (B, T, H)).astype(dtype) for k in sorted(outs)
+    ]
     return [np.asarray(r) for r in f(*data)]
 
 

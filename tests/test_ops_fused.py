@@ -8,8 +8,12 @@ import pytest
 from trainkit.ops import SECOND_DERIVATIVES, UnsupportedError, fused_rnn, supported
 
 BLOCKS = {"rnn": 1, "lstm": 4, "gru": 3}
-ACT = {"tanh": pt.tanh, "sigmoid": pt.sigmoid, "relu": lambda z: pt.maximum(z, 0),
-       "linear": lambda z: z}
+ACT = {
+    "tanh": pt.tanh,
+    "sigmoid": pt.sigmoid,
+    "relu": lambda z: pt.maximum(z, 0),
+    "linear": lambda z: z,
+}
 
 
 def scan_reference(form, projected, hh, h0, activation="tanh"):
@@ -33,8 +37,13 @@ def scan_reference(form, projected, hh, h0, activation="tanh"):
 
     step = {"rnn": rnn, "lstm": lstm, "gru": gru}[form]
     init = [h0, pt.zeros_like(h0)] if form == "lstm" else [h0]
-    seqs = pytensor.scan(step, sequences=[projected[:, None]], outputs_info=init,
-                         return_updates=False, mode="FAST_COMPILE")
+    seqs = pytensor.scan(
+        step,
+        sequences=[projected[:, None]],
+        outputs_info=init,
+        return_updates=False,
+        mode="FAST_COMPILE",
+    )
     seqs = seqs if form == "lstm" else [seqs]
     return [s[:, 0] for s in seqs]
 
@@ -77,15 +86,17 @@ def functional(outputs, rng, B, T, H):
 def compare(form, lengths, reverse, activation="tanh", B=3, T=5, H=4):
     rng = np.random.default_rng(42)
     G = BLOCKS[form]
-    data = [rng.normal(size=(B, T, G * H)), rng.normal(size=(H, G * H)) * 0.7,
-            rng.normal(size=(B, H)) * 0.5]
+    data = [
+        rng.normal(size=(B, T, G * H)),
+        rng.normal(size=(H, G * H)) * 0.7,
+        rng.normal(size=(B, H)) * 0.5,
+    ]
     with pytensor.config.change_flags(warn_float64="ignore"):
         proj = pt.tensor("proj", dtype="float64", shape=(B, T, G * H))
         hh = pt.tensor("hh", dtype="float64", shape=(H, G * H))
         h0 = pt.tensor("h0", dtype="float64", shape=(B, H))
         lens = None if lengths is None else pt.as_tensor(np.asarray(lengths, "int32"))
-        fused = fused_rnn(form, proj, hh, h0, lengths=lens, reverse=reverse,
-                          activation=activation)
+        fused = fused_rnn(form, proj, hh, h0, lengths=lens, reverse=reverse, activation=activation)
         ref = reference(form, proj, hh, h0, lengths, reverse, activation)
         assert sorted(fused) == sorted(ref)
         results = []
@@ -129,13 +140,22 @@ def test_verify_grad(form):
 
     def f(proj, hh, h0):
         outs = fused_rnn(form, proj, hh, h0, lengths=lens, reverse=True)
-        return sum((v * (k + 1.5)).sum() ** 1 for k, v in enumerate(outs.values())) + sum(
-            (v**2).sum() for v in outs.values())
+        return sum((v * (k + 1.5)).sum() for k, v in enumerate(outs.values())) + sum(
+            (v**2).sum() for v in outs.values()
+        )
 
     with pytensor.config.change_flags(warn_float64="ignore"):
         pytensor.gradient.verify_grad(
-            f, [rng.normal(size=(B, T, G * H)), rng.normal(size=(H, G * H)) * 0.5,
-                rng.normal(size=(B, H))], rng=rng, abs_tol=1e-6, rel_tol=1e-6)
+            f,
+            [
+                rng.normal(size=(B, T, G * H)),
+                rng.normal(size=(H, G * H)) * 0.5,
+                rng.normal(size=(B, H)),
+            ],
+            rng=rng,
+            abs_tol=1e-6,
+            rel_tol=1e-6,
+        )
 
 
 @pytest.mark.parametrize("form", ["lstm", "gru"])
@@ -147,8 +167,11 @@ def test_float32_in_float32_out(form):
     rng = np.random.default_rng(0)
     G = BLOCKS[form]
     f = pytensor.function([proj, hh, lens], [*outs.values(), *grads])
-    res = f(rng.normal(size=(2, 3, 2 * G)).astype("float32"),
-            rng.normal(size=(2, 2 * G)).astype("float32"), np.array([3, 1], "int32"))
+    res = f(
+        rng.normal(size=(2, 3, 2 * G)).astype("float32"),
+        rng.normal(size=(2, 2 * G)).astype("float32"),
+        np.array([3, 1], "int32"),
+    )
     assert all(r.dtype == np.float32 for r in res)
 
 

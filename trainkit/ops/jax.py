@@ -26,10 +26,11 @@ def jax_forward(form, activation, reverse, projected, hh, h0, lengths=None):
     import jax
     import jax.numpy as jnp
 
-    T, B, _ = projected.shape
+    T = projected.shape[0]
     H = hh.shape[0]
-    act = {"tanh": jnp.tanh, "sigmoid": jax.nn.sigmoid, "relu": jax.nn.relu,
-           "linear": lambda v: v}[activation]
+    act = {"tanh": jnp.tanh, "sigmoid": jax.nn.sigmoid, "relu": jax.nn.relu, "linear": lambda v: v}[
+        activation
+    ]
     steps = jnp.arange(T)
     if lengths is None:
         valid = None
@@ -67,13 +68,12 @@ def jax_forward(form, activation, reverse, projected, hh, h0, lengths=None):
     carry0 = (h0, jnp.zeros_like(h0)) if form == "lstm" else (h0,)
     masks = jnp.zeros((T, 0), bool) if valid is None else valid
     last, seqs = jax.lax.scan(
-        lambda c, inp: step(c, (inp[0], None if valid is None else inp[1])),
-        carry0, (xs, masks))
+        lambda c, inp: step(c, (inp[0], None if valid is None else inp[1])), carry0, (xs, masks)
+    )
     if lengths is None:
         seqs = tuple(s[::-1] for s in seqs) if reverse else seqs
     elif reverse:
         seqs = tuple(jnp.take_along_axis(s, tidx[:, :, None], axis=0) for s in seqs)
-    del B
     return (*seqs, last[0])
 
 
@@ -102,8 +102,10 @@ def _register():
                 return jax_forward(op.form, op.activation, op.reverse, p, w, h, lengths)
 
             primals, vjp = jax.vjp(f, projected, hh, h0)
-            cot = tuple(jnp.zeros_like(p) if g is None else g.astype(p.dtype)
-                        for p, g in zip(primals, grads, strict=True))
+            cot = tuple(
+                jnp.zeros_like(p) if g is None else g.astype(p.dtype)
+                for p, g in zip(primals, grads, strict=True)
+            )
             return vjp(cot)
 
         return fused_recurrent_grad

@@ -35,8 +35,11 @@ ACTIVATIONS = ("tanh", "sigmoid", "relu", "linear")
 
 def workspace_names(form):
     """Names of the workspace arrays that ``forward`` returns after its outputs."""
-    return {"rnn": ("states",), "lstm": ("states", "cells", "gates", "act_cells"),
-            "gru": ("states", "gates", "reset_states")}[form]
+    return {
+        "rnn": ("states",),
+        "lstm": ("states", "cells", "gates", "act_cells"),
+        "gru": ("states", "gates", "reset_states"),
+    }[form]
 
 
 def activate(name, x):
@@ -188,8 +191,15 @@ def forward(form, activation, reverse, projected, hh, h0, lengths):
             np.copyto(tc, c)
             activate(activation, tc)
             np.multiply(o, tc, out=states[s + 1, :n])
-        return (plan.to_real(states[1:]), plan.to_real(cells[1:]), plan.last(states),
-                states, cells, gates, act_cells)
+        return (
+            plan.to_real(states[1:]),
+            plan.to_real(cells[1:]),
+            plan.last(states),
+            states,
+            cells,
+            gates,
+            act_cells,
+        )
     # gru: blocks z, r, n
     reset_states = np.zeros((T, B, H), dtype)
     tmp = np.empty((B, 2 * H), dtype)
@@ -226,8 +236,9 @@ def backward(form, activation, reverse, hh, lengths, grads, workspace):
     T, dtype = T1 - 1, states.dtype
     GH = hh.shape[1]
     plan = Plan(lengths, T, B, reverse)
-    g_out, g_cell, g_last = (grads[0], grads[1], grads[2]) if form == "lstm" else (
-        grads[0], None, grads[1])
+    g_out, g_cell, g_last = (
+        (grads[0], grads[1], grads[2]) if form == "lstm" else (grads[0], None, grads[1])
+    )
     dz = np.zeros((T, B, GH), dtype)
     carry = np.zeros((B, H), dtype) if g_last is None else plan.sort(g_last).astype(dtype)
     dh = np.empty((B, H), dtype)
@@ -310,6 +321,10 @@ def backward(form, activation, reverse, hh, lengths, grads, workspace):
             c += np.dot(d[:, : 2 * H], hh_zr_t)
         flat = dz.reshape(T * B, GH)
         dhh = np.concatenate(
-            [np.dot(states[:T].reshape(T * B, H).T, flat[:, : 2 * H]),
-             np.dot(reset_states.reshape(T * B, H).T, flat[:, 2 * H :])], axis=1)
+            [
+                np.dot(states[:T].reshape(T * B, H).T, flat[:, : 2 * H]),
+                np.dot(reset_states.reshape(T * B, H).T, flat[:, 2 * H :]),
+            ],
+            axis=1,
+        )
     return plan.to_real(dz), dhh, plan.unsort(carry)

@@ -79,8 +79,9 @@ class FusedRecurrent(Op):
 
     def __init__(self, form, activation="tanh", reverse=False):
         if not supported(form, activation):
-            raise UnsupportedError(f"fused recurrent op: form {form!r} with activation "
-                                   f"{activation!r} is not supported")
+            raise UnsupportedError(
+                f"fused recurrent op: form {form!r} with activation {activation!r} is not supported"
+            )
         self.form, self.activation, self.reverse = form, activation, bool(reverse)
 
     @property
@@ -102,18 +103,22 @@ class FusedRecurrent(Op):
     def perform(self, node, inputs, output_storage):
         projected, hh, h0 = inputs[:3]
         lengths = inputs[3] if len(inputs) > 3 else np.full(projected.shape[1], projected.shape[0])
-        results = kernels.forward(self.form, self.activation, self.reverse, projected, hh, h0,
-                                  lengths)
+        results = kernels.forward(
+            self.form, self.activation, self.reverse, projected, hh, h0, lengths
+        )
         for storage, value in zip(output_storage, results, strict=True):
             storage[0] = value
 
     def infer_shape(self, fgraph, node, shapes):
         (T, B, GH), (H, _), _ = shapes[:3]
         seq = [(T, B, H)] * (len(_outputs(self.form)) - 1)
-        blocks = kernels.BLOCKS[self.form]
-        work = {"states": (T + 1, B, H), "cells": (T + 1, B, H), "gates": (T, B, GH),
-                "act_cells": (T, B, H), "reset_states": (T, B, H)}
-        del blocks
+        work = {
+            "states": (T + 1, B, H),
+            "cells": (T + 1, B, H),
+            "gates": (T, B, GH),
+            "act_cells": (T, B, H),
+            "reset_states": (T, B, H),
+        }
         return seq + [(B, H)] + [work[w] for w in kernels.workspace_names(self.form)]
 
     def connection_pattern(self, node):
@@ -122,11 +127,12 @@ class FusedRecurrent(Op):
 
     def pullback(self, inputs, outputs, output_grads):
         visible = len(_outputs(self.form))
-        for g, name in zip(output_grads[visible:], kernels.workspace_names(self.form),
-                           strict=True):
+        for g, name in zip(output_grads[visible:], kernels.workspace_names(self.form), strict=True):
             if not isinstance(g.type, DisconnectedType):
-                raise NotImplementedError(f"fused recurrent op: the workspace output {name!r} "
-                                          "is internal and cannot be differentiated")
+                raise NotImplementedError(
+                    f"fused recurrent op: the workspace output {name!r} "
+                    "is internal and cannot be differentiated"
+                )
         present = tuple(not isinstance(g.type, DisconnectedType) for g in output_grads[:visible])
         grads = [g for g, p in zip(output_grads[:visible], present, strict=True) if p]
         op = FusedRecurrentGrad(self.form, self.activation, self.reverse, present)
@@ -170,8 +176,9 @@ class FusedRecurrentGrad(Op):
         lengths, grads, work = self._split(inputs)
         if lengths is None:
             lengths = np.full(projected.shape[1], projected.shape[0])
-        results = kernels.backward(self.form, self.activation, self.reverse, hh, lengths, grads,
-                                   work)
+        results = kernels.backward(
+            self.form, self.activation, self.reverse, hh, lengths, grads, work
+        )
         for storage, value, like in zip(output_storage, results, inputs[:3], strict=True):
             storage[0] = value.astype(like.dtype, copy=False)
 
@@ -179,22 +186,29 @@ class FusedRecurrentGrad(Op):
         return shapes[:3]
 
     def connection_pattern(self, node):
-        n_len = len(node.inputs) - 3 - sum(self.present) - len(
-            kernels.workspace_names(self.form))
+        n_len = len(node.inputs) - 3 - sum(self.present) - len(kernels.workspace_names(self.form))
         pattern = [[True] * 3] * len(node.inputs)
         if n_len:
             pattern[3] = [False] * 3
         return pattern
 
     def pullback(self, inputs, outputs, output_grads):
-        return [grad_not_implemented(self, k, x, "the fused recurrent ops have no second "
-                                     "derivatives; use the scan implementation")
-                if x.type.dtype.startswith("float") else disconnected_type()
-                for k, x in enumerate(inputs)]
+        return [
+            grad_not_implemented(
+                self,
+                k,
+                x,
+                "the fused recurrent ops have no second derivatives; use the scan implementation",
+            )
+            if x.type.dtype.startswith("float")
+            else disconnected_type()
+            for k, x in enumerate(inputs)
+        ]
 
 
-def fused_rnn(form, projected, hh, h0=None, lengths=None, reverse=False, activation="tanh",
-              time_major=False):
+def fused_rnn(
+    form, projected, hh, h0=None, lengths=None, reverse=False, activation="tanh", time_major=False
+):
     r"""Run a recurrent layer's whole time loop as one fused op.
 
     Parameters
@@ -233,12 +247,16 @@ def fused_rnn(form, projected, hh, h0=None, lengths=None, reverse=False, activat
         raise UnsupportedError(unknown("form", form, sorted(kernels.BLOCKS), kind="fused form"))
     if activation not in kernels.ACTIVATIONS:
         raise UnsupportedError(
-            unknown("activation", activation, sorted(kernels.ACTIVATIONS),
-                    kind="fused-op activation") + "; use the scan implementation")
+            unknown(
+                "activation", activation, sorted(kernels.ACTIVATIONS), kind="fused-op activation"
+            )
+            + "; use the scan implementation"
+        )
     projected, hh = pt.as_tensor(projected), pt.as_tensor(hh)
     if projected.ndim != 3 or hh.ndim != 2:
-        raise ValueError(f"fused_rnn: projected must be 3-D and hh 2-D; got {projected.ndim}-D "
-                         f"and {hh.ndim}-D")
+        raise ValueError(
+            f"fused_rnn: projected must be 3-D and hh 2-D; got {projected.ndim}-D and {hh.ndim}-D"
+        )
     dtype = upcast(projected.dtype, hh.dtype)
     projected, hh = pt.cast(projected, dtype), pt.cast(hh, dtype)
     if not time_major:
