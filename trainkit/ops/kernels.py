@@ -1,0 +1,330 @@
+r"""NumPy kernels of the fused recurrent ops: one whole time loop per call.
+
+Every array is time-major inside the kernels: ``projected`` is ``(T, B, G H)``
+with ``G`` gate blocks (1 for ``rnn``, 3 for ``gru``, 4 for ``lstm``). The loop
+runs in *loop time* :math:`s = 0, \dots, T-1`; example :math:`b` is active at
+step :math:`s` while :math:`s < L_b` (its length) and then reads the input at
+real time :math:`t_b(s) = s` (forward) or :math:`L_b - 1 - s` (reverse).
+Rows are sorted by decreasing length so that the active rows are a prefix
+``[:n_s]``: each step is one ``h @ W_hh`` GEMM on that prefix plus whole-tile
+NumPy ufuncs (SIMD ``tanh``), no per-element Python or scalar ``libm`` calls.
+
+The forward pass saves a *workspace* in loop time and sorted row order
+(states, cells, activated gates); the backward pass (BPTT) reads it, writes
+:math:`\partial\ell/\partial z_s` for every step into one ``(T, B, G H)``
+buffer, and forms :math:`\partial\ell/\partial W_{hh} = \sum_s h_{s-1}^\top
+\partial z_s` as one GEMM after the loop; :math:`\partial\ell/\partial z` *is*
+the gradient of ``projected``.
+
+Activations act in place and are differentiated from their *output* ``y``:
+``tanh`` :math:`1-y^2`, ``sigmoid`` :math:`y(1-y)`, ``relu`` :math:`[y>0]`,
+``linear`` :math:`1`. The logistic function is computed as
+:math:`\sigma(x) = (1 + \tanh(x/2))/2`, which vectorises.
+"""
+
+import numpy as np
+
+__all__ = ["ACTIVATIONS", "BLOCKS", "forward", "backward", "workspace_names"]
+
+#: number of gate blocks per form
+BLOCKS = {"rnn": 1, "lstm": 4, "gru": 3}
+
+#: activations the kernels implement (elementwise, derivative from the output)
+ACTIVATIONS = ("tanh", "sigmoid", "relu", "linear")
+
+
+def workspace_names(form):
+    """Names of the workspace arrays that ``forward`` returns after its outputs."""
+    return {
+        "rnn": ("states",),
+        "lstm": ("states", "cells", "gates", "act_cells"),
+        "gru": ("states", "gates", "reset_states"),
+    }[form]
+
+
+def activate(name, x):
+    """Apply activation ``name`` to ``x`` in place."""
+    if name == "tanh":
+        np.tanh(x, out=x)
+    elif name == "sigmoid":
+        x *= 0.5
+        np.tanh(x, out=x)
+        x *= 0.5
+        x += 0.5
+    elif name == "relu":
+        np.maximum(x, 0, out=x)
+    elif name != "linear":
+        raise ValueError(f"activation: {name!r} is not supported by the fused ops")
+
+
+def derivative(name, y, out):
+    """Write :math:`f'` of activation ``name``, given its output ``y``, into ``out``."""
+    if name == "tanh":
+        np.multiply(y, y, out=out)
+        np.subtract(1, out, out=out)
+    elif name == "sigmoid":
+        np.subtract(1, y, out=out)
+        out *= y
+    elif name == "relu":
+        np.greater(y, 0, out=out)
+    else:
+        out.fill(1)
+    return out
+
+
+class Plan:
+    """Row order and time indices of one call, from ``lengths`` (see module doc)."""
+
+    def __init__(self, lengths, T, B, reverse):
+        lengths = np.asarray(lengths)
+        if lengths.shape != (B,):
+            raise ValueError(f"lengths: expected shape ({B},), got {lengths.shape}")
+        if B and (lengths.min() < 0 or lengths.max() > T):
+            raise ValueError(
+                f"lengths: every length must lie in 0..{T} (the padded sequence length); "
+                f"got values from {lengths.min()} to {lengths.max()}"
+            )
+        self.T, self.B, self.reverse = T, B, reverse
+        self.uniform = bool(np.all(lengths == T))
+        if self.uniform:
+            self.perm = None
+            self.counts = np.full(T, B)
+            self.lengths = np.full(B, T)
+            return
+        self.perm = np.argsort(-lengths, kind="stable")
+        self.lengths = lengths[self.perm].astype(np.int64)
+        steps = np.arange(T)
+        self.counts = (self.lengths[None, :] > steps[:, None]).sum(axis=1)
+        self.valid = self.lengths[None, :] > steps[:, None]  # (T, B) loop time, sorted rows
+        if reverse:
+            tidx = np.where(self.valid, self.lengths[None, :] - 1 - steps[:, None], steps[:, None])
+        else:
+            tidx = np.broadcast_to(steps[:, None], (T, B))
+        self.tidx = np.ascontiguousarray(tidx)
+        self.rows = np.broadcast_to(self.perm[None, :], (T, B))
+
+    def time(self, s):
+        return self.T - 1 - s if self.reverse else s
+
+    def take(self, seq, s, n):
+        """Rows ``[:n]`` of loop step ``s`` of a real-time ``(T, B, ...)`` array."""
+        if self.uniform:
+            return seq[self.time(s)]
+        return seq[self.tidx[s, :n], self.perm[:n]]
+
+    def sort(self, rows):
+        """A ``(B, ...)`` array in sorted row order."""
+        return rows if self.uniform else rows[self.perm]
+
+    def unsort(self, rows):
+        if self.uniform:
+            return rows
+        out = np.empty_like(rows)
+        out[self.perm] = rows
+        return out
+
+    def to_real(self, seq):
+        """Loop-time, sorted ``(T, B, ...)`` → real time, original rows, zeros where padded."""
+        if self.uniform:
+            return np.ascontiguousarray(seq[::-1] if self.reverse else seq)
+        out = np.zeros_like(seq)
+        out[self.tidx[self.valid], self.rows[self.valid]] = seq[self.valid]
+        return out
+
+    def last(self, states):
+        """State after each example's last real step, from loop-time ``(T+1, B, H)`` states."""
+        if self.uniform:
+            return states[self.T].copy()
+        return self.unsort(states[self.lengths, np.arange(self.B)])
+
+
+def _sigmoid_blocks(blocks, H, dtype):
+    """Per-column scale and offset turning ``tanh(scale * z)`` into the gate activations."""
+    scale = np.full(blocks * H, 0.5, dtype)
+    offset = np.full(blocks * H, 0.5, dtype)
+    if blocks == 4:  # lstm i, f, g, o: g is tanh
+        scale[2 * H : 3 * H] = 1
+        offset[2 * H : 3 * H] = 0
+    return scale, offset
+
+
+def forward(form, activation, reverse, projected, hh, h0, lengths):
+    """Run the recurrence; return ``(out, [cell,] last, *workspace)``.
+
+    ``out``/``cell`` are ``(T, B, H)`` in real time with zeros at padded steps,
+    ``last`` is ``(B, H)``; the workspace is listed by :func:`workspace_names`.
+    """
+    T, B, GH = projected.shape
+    H = hh.shape[0]
+    dtype = projected.dtype
+    plan = Plan(lengths, T, B, reverse)
+    states = np.zeros((T + 1, B, H), dtype)
+    states[0] = plan.sort(h0)
+    if form == "rnn":
+        for s in range(T):
+            n = plan.counts[s]
+            h = states[s + 1, :n]
+            np.dot(states[s, :n], hh, out=h)
+            h += plan.take(projected, s, n)
+            activate(activation, h)
+        return plan.to_real(states[1:]), plan.last(states), states
+    gates = np.zeros((T, B, GH), dtype)
+    if form == "lstm":
+        cells = np.zeros((T + 1, B, H), dtype)
+        act_cells = np.zeros((T, B, H), dtype)
+        scale, offset = _sigmoid_blocks(4, H, dtype)
+        tmp = np.empty((B, H), dtype)
+        for s in range(T):
+            n = plan.counts[s]
+            a = gates[s, :n]
+            np.dot(states[s, :n], hh, out=a)
+            a += plan.take(projected, s, n)
+            a *= scale
+            np.tanh(a, out=a)
+            a *= scale
+            a += offset
+            i, f, g, o = a[:, :H], a[:, H : 2 * H], a[:, 2 * H : 3 * H], a[:, 3 * H :]
+            c, tc, t = cells[s + 1, :n], act_cells[s, :n], tmp[:n]
+            np.multiply(f, cells[s, :n], out=c)
+            np.multiply(i, g, out=t)
+            c += t
+            np.copyto(tc, c)
+            activate(activation, tc)
+            np.multiply(o, tc, out=states[s + 1, :n])
+        return (
+            plan.to_real(states[1:]),
+            plan.to_real(cells[1:]),
+            plan.last(states),
+            states,
+            cells,
+            gates,
+            act_cells,
+        )
+    # gru: blocks z, r, n
+    reset_states = np.zeros((T, B, H), dtype)
+    tmp = np.empty((B, 2 * H), dtype)
+    tmp_n = np.empty((B, H), dtype)
+    hh_zr, hh_n = np.ascontiguousarray(hh[:, : 2 * H]), np.ascontiguousarray(hh[:, 2 * H :])
+    for s in range(T):
+        m = plan.counts[s]
+        hp, a, xp = states[s, :m], gates[s, :m], plan.take(projected, s, m)
+        zr, cand = a[:, : 2 * H], a[:, 2 * H :]
+        np.dot(hp, hh_zr, out=tmp[:m])
+        np.add(xp[:, : 2 * H], tmp[:m], out=zr)
+        activate("sigmoid", zr)
+        rh = reset_states[s, :m]
+        np.multiply(zr[:, H:], hp, out=rh)
+        t = tmp_n[:m]
+        np.dot(rh, hh_n, out=t)
+        np.add(xp[:, 2 * H :], t, out=cand)
+        activate(activation, cand)
+        h = states[s + 1, :m]  # h = n + z (h_prev - n)
+        np.subtract(hp, cand, out=h)
+        h *= zr[:, :H]
+        h += cand
+    return plan.to_real(states[1:]), plan.last(states), states, gates, reset_states
+
+
+def backward(form, activation, reverse, hh, lengths, grads, workspace):
+    """Backpropagation through time: ``(d projected, d hh, d h0)``.
+
+    ``grads`` are the gradients of ``(out, [cell,] last)`` in real time (any
+    may be ``None`` for zero); ``workspace`` is what :func:`forward` returned.
+    """
+    states = workspace[0]
+    T1, B, H = states.shape
+    T, dtype = T1 - 1, states.dtype
+    GH = hh.shape[1]
+    plan = Plan(lengths, T, B, reverse)
+    g_out, g_cell, g_last = (
+        (grads[0], grads[1], grads[2]) if form == "lstm" else (grads[0], None, grads[1])
+    )
+    dz = np.zeros((T, B, GH), dtype)
+    carry = np.zeros((B, H), dtype) if g_last is None else plan.sort(g_last).astype(dtype)
+    dh = np.empty((B, H), dtype)
+    tmp = np.empty((B, H), dtype)
+    hh_t = np.ascontiguousarray(hh.T)
+
+    def incoming(s, n):
+        np.copyto(dh[:n], carry[:n])
+        if g_out is not None:
+            dh[:n] += plan.take(g_out, s, n)
+        return dh[:n]
+
+    if form == "rnn":
+        for s in range(T - 1, -1, -1):
+            n = plan.counts[s]
+            d = dz[s, :n]
+            derivative(activation, states[s + 1, :n], d)
+            d *= incoming(s, n)
+            np.dot(d, hh_t, out=carry[:n])
+        dhh = np.dot(states[:T].reshape(T * B, H).T, dz.reshape(T * B, GH))
+    elif form == "lstm":
+        _, cells, gates, act_cells = workspace
+        carry_c = np.zeros((B, H), dtype)
+        alpha = np.zeros(GH, dtype)
+        alpha[2 * H : 3 * H] = 1
+        beta = 1 - alpha
+        for s in range(T - 1, -1, -1):
+            n = plan.counts[s]
+            d_h = incoming(s, n)
+            a, d, tc, t = gates[s, :n], dz[s, :n], act_cells[s, :n], tmp[:n]
+            i, f, g, o = a[:, :H], a[:, H : 2 * H], a[:, 2 * H : 3 * H], a[:, 3 * H :]
+            dc = carry_c[:n]
+            derivative(activation, tc, t)
+            t *= o
+            t *= d_h
+            dc += t
+            if g_cell is not None:
+                dc += plan.take(g_cell, s, n)
+            np.subtract(beta, a, out=d)  # gate derivative: a (1 - a) or 1 - a^2
+            d *= a
+            d += alpha
+            d[:, :H] *= g
+            d[:, :H] *= dc
+            d[:, H : 2 * H] *= cells[s, :n]
+            d[:, H : 2 * H] *= dc
+            d[:, 2 * H : 3 * H] *= i
+            d[:, 2 * H : 3 * H] *= dc
+            d[:, 3 * H :] *= tc
+            d[:, 3 * H :] *= d_h
+            dc *= f
+            np.dot(d, hh_t, out=carry[:n])
+        dhh = np.dot(states[:T].reshape(T * B, H).T, dz.reshape(T * B, GH))
+    else:
+        _, gates, reset_states = workspace
+        hh_zr_t = np.ascontiguousarray(hh[:, : 2 * H].T)
+        hh_n_t = np.ascontiguousarray(hh[:, 2 * H :].T)
+        drh = np.empty((B, H), dtype)
+        for s in range(T - 1, -1, -1):
+            n = plan.counts[s]
+            d_h = incoming(s, n)
+            a, d, hp, t = gates[s, :n], dz[s, :n], states[s, :n], tmp[:n]
+            z, r, cand = a[:, :H], a[:, H : 2 * H], a[:, 2 * H :]
+            dzz, dzr, dzn = d[:, :H], d[:, H : 2 * H], d[:, 2 * H :]
+            derivative(activation, cand, dzn)  # dn = dh (1 - z) f'(n)
+            np.subtract(1, z, out=t)
+            t *= d_h
+            dzn *= t
+            np.subtract(hp, cand, out=dzz)  # dz = dh (h_prev - n) z (1 - z)
+            dzz *= d_h
+            derivative("sigmoid", z, t)
+            dzz *= t
+            np.dot(dzn, hh_n_t, out=drh[:n])
+            np.multiply(drh[:n], hp, out=dzr)  # dr = drh h_prev r (1 - r)
+            derivative("sigmoid", r, t)
+            dzr *= t
+            c = carry[:n]
+            np.multiply(d_h, z, out=c)
+            np.multiply(drh[:n], r, out=t)
+            c += t
+            c += np.dot(d[:, : 2 * H], hh_zr_t)
+        flat = dz.reshape(T * B, GH)
+        dhh = np.concatenate(
+            [
+                np.dot(states[:T].reshape(T * B, H).T, flat[:, : 2 * H]),
+                np.dot(reset_states.reshape(T * B, H).T, flat[:, 2 * H :]),
+            ],
+            axis=1,
+        )
+    return plan.to_real(dz), dhh, plan.unsort(carry)
