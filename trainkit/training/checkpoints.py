@@ -17,6 +17,19 @@ training to bitwise-identical parameters:
 A checkpoint is always taken where training can continue: after an update
 and its validation, never in the middle of an accumulation of gradients or
 after the extra validation at the end.
+
+**Data parallel.** Saving is collective: every process sends its random
+generators' states to rank 0 (``ranks`` and ``rank_generators`` in the
+header), and rank 0 alone writes the file, atomically (a temporary file in
+the same folder, then a rename). Resuming, rank 0 reads the file and
+broadcasts it, so only rank 0 needs to see it. On the same number of
+processes every process takes back its own generators and the run continues
+bitwise; on another number (1 included) parameters, optimizer state,
+schedule, data position and early stopping carry over exactly, and each
+generator is re-derived from ``(seed, name, rank, step)``: the continuation is
+deterministic but draws other noise and dropout masks than the original run
+would have. Without noise or dropout nothing random is left, so the result
+then differs from the original run's only by float rounding.
 """
 
 import time
@@ -55,16 +68,30 @@ def signature(trainer):
     }
 
 
+def _generator_states(trainer):
+    return {
+        name: var.get_value(borrow=True).bit_generator.state
+        for name, var in trainer.state_variables.items()
+        if _is_rng(var)
+    }
+
+
 def save(trainer, path):
-    """Write everything needed to continue ``trainer``'s run to ``path`` (atomically)."""
+    """Write everything needed to continue ``trainer``'s run to ``path`` (atomically).
+
+    In data-parallel training every process must call it (it gathers the
+    random generators); rank 0 writes.
+    """
+    generators = _generator_states(trainer)
+    comm = trainer.communicator if getattr(trainer, "parallel", False) else None
+    if comm is not None:
+        everyone = comm.gather(generators)
+        if not comm.is_root:
+            return
     arrays = OrderedDict()
-    generators = {}
     for name, var in trainer.state_variables.items():
-        value = var.get_value(borrow=True)
-        if _is_rng(var):
-            generators[name] = value.bit_generator.state
-        else:
-            arrays[f"state/{name}"] = np.asarray(value)
+        if not _is_rng(var):
+            arrays[f"state/{name}"] = np.asarray(var.get_value(borrow=True))
     stopping = trainer.early_stopping
     if stopping.best_params is not None:
         for name, value in stopping.best_params.items():
@@ -87,11 +114,34 @@ def save(trainer, path):
         if trainer.best_metrics is None
         else [list(m.items()) for m in trainer.best_metrics],
     }
+    if comm is not None:
+        meta["ranks"] = comm.size
+        meta["rank_generators"] = everyone
     archive.save(path, arrays, meta)
 
 
 def read(trainer, path):
-    """Read the checkpoint at ``path`` and check it against ``trainer`` (before compiling)."""
+    """Read the checkpoint at ``path`` and check it against ``trainer`` (before compiling).
+
+    In data-parallel training every process must call it: rank 0 reads and
+    checks, and every process gets the result (or raises the same error).
+    """
+    comm = trainer.communicator if getattr(trainer, "parallel", False) else None
+    if comm is None:
+        return _read(trainer, path)
+    outcome = None
+    if comm.is_root:
+        try:
+            outcome = ("ok", _read(trainer, path))
+        except Exception as error:  # every process raises it, none waits forever
+            outcome = ("error", error)
+    kind, value = comm.broadcast(outcome)
+    if kind == "error":
+        raise value
+    return value
+
+
+def _read(trainer, path):
     try:
         arrays, meta = archive.load(path)
     except FileNotFoundError:
@@ -129,10 +179,19 @@ def apply(trainer, arrays, meta, path):
         raise ValueError(
             f"resume: {path} was saved training on other data or with other batching: {error}"
         ) from None
+    comm = trainer.communicator if getattr(trainer, "parallel", False) else None
+    size, rank = (1, 0) if comm is None else (comm.size, comm.rank)
+    saved_ranks = meta.get("ranks", 1)
+    if saved_ranks == size:
+        generators = meta["rank_generators"][rank] if size > 1 else meta["generators"]
+    else:
+        generators = None  # another number of processes: re-derived (see the module's notes)
     for name, var in trainer.state_variables.items():
-        if _is_rng(var):
+        if _is_rng(var) and generators is None:
+            var.set_value(_rederived(trainer, var, meta["step"], rank), borrow=True)
+        elif _is_rng(var):
             rng = np.random.default_rng()
-            rng.bit_generator.state = meta["generators"][name]
+            rng.bit_generator.state = generators[name]
             var.set_value(rng, borrow=True)
         else:
             var.set_value(np.array(arrays[f"state/{name}"], copy=True))
@@ -151,6 +210,13 @@ def apply(trainer, arrays, meta, path):
     trainer.best_metrics = (
         None if best_metrics is None else tuple(OrderedDict(m) for m in best_metrics)
     )
+
+
+def _rederived(trainer, var, step, rank):
+    """A generator for ``var`` after resuming on another number of processes."""
+    from ..distributed.training import rank_generator
+
+    return rank_generator(trainer, var, rank=rank, step=step)
 
 
 class Checkpointer:
@@ -190,6 +256,9 @@ class Checkpointer:
             due = trainer.step % amount == 0
         else:
             due = time.monotonic() - self.last_time >= amount
+        comm = trainer.communicator if getattr(trainer, "parallel", False) else None
+        if comm is not None and kind == "seconds":
+            due = comm.any(due)  # every process saves, or none (saving is collective)
         if due:
             self.save(trainer)
 

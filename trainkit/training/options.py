@@ -152,6 +152,25 @@ def _mode(name, value):
     return value
 
 
+def _data_parallel(name, value):
+    """None, the name of a communication engine ('mpi'), or a Communicator object."""
+    from ..distributed.communicator import ENGINES, Communicator
+
+    if value is None or isinstance(value, Communicator):
+        return value
+    choices = list(ENGINES)
+    if value not in choices:
+        raise InvalidArgument(
+            name,
+            f"unknown value {value!r}; choose from {listing(choices)}, a "
+            f"trainkit.distributed.Communicator, or None{closest_hint(value, choices)}",
+            value,
+            choices,
+            closest(value, choices) if isinstance(value, str) else [],
+        )
+    return value
+
+
 #: the methods a callback may have (see :mod:`trainkit.callbacks`)
 HOOKS = ("on_start", "on_update", "on_validation", "on_step_end", "on_end")
 
@@ -247,6 +266,12 @@ OPTIONS = {
         None,
         _optional_bool,
         "compile the update as two functions, gradients then apply (None: when accumulate > 1)",
+    ),
+    "data_parallel": Option(
+        None,
+        _data_parallel,
+        "train on every process of a group, each on its shard of every batch: 'mpi' "
+        "(run under mpiexec), a Communicator, or None",
     ),
 }
 

@@ -8,9 +8,10 @@ compiled PyTensor functions and runs them on batches:
 - **two halves** (``split_update=True``, implied by ``accumulate > 1`` and by
   data-parallel training): ``f_grad(batch)`` adds the batch's gradients into
   accumulators, then ``f_apply()`` clips them, runs the optimizer and the norm
-  constraints, and clears the accumulators. Between the halves,
-  :meth:`Step.apply` all-reduces the accumulators through a communicator
-  (data parallel); clipping therefore sees the whole gradient.
+  constraints, and clears the accumulators. Between the halves, in
+  data-parallel training, :meth:`Step.reduce` sums the accumulators, the
+  weight sum and the caller's flags over processes as one flat buffer;
+  clipping therefore sees the whole gradient.
 
 **Accumulation.** With ``accumulate = N`` (or more than one process), each
 batch :math:`k` adds :math:`w_k g_k` to the accumulator and :math:`w_k` to the
@@ -92,7 +93,8 @@ class Step:
     monitor_gradients : bool
         Report ``grad_norm``, the norm of the clipped gradient of each update.
     communicator : Communicator, optional
-        Sums the accumulators over processes between the halves.
+        Sums the accumulators over processes between the halves
+        (:meth:`reduce`).
     weighted : bool
         Accumulate batch-weighted gradients (needed when more than one
         batch or process makes an update).
@@ -165,9 +167,11 @@ class Step:
         grad_updates[self.weight_sum] = pt.switch(flag, self.weight_sum + weight, self.weight_sum)
         for var, new in a.graph.updates.items():
             grad_updates[var] = new
+        #: the weight of the last batch given to :meth:`gradients` (weighted steps)
+        self.last_weight = 0.0
         self._grad = pytensor.function(
             inputs,
-            [pt.cast(flag, "int8"), *values],
+            [pt.cast(flag, "int8"), *values, *([weight] if weighted else [])],
             updates=grad_updates,
             givens=givens,
             mode=mode,
@@ -206,20 +210,66 @@ class Step:
         """First half: add the batch's gradients in; ``(finite, batch values)``."""
         with np.errstate(all="ignore"):
             finite, *values = self._grad(*batch)
+        if self.weighted:
+            *values, weight = values
+            self.last_weight = float(weight)
         return bool(finite), np.asarray(values, dtype=np.float64)
 
-    def apply(self):
-        """Second half: reduce over processes, clip, update, clear; ``(finite, extras)``.
+    def reduce(self, extra=()):
+        """Sum the accumulators, the weight sum and ``extra`` over processes.
 
-        ``extras`` holds ``grad_norm`` when gradients are monitored.
+        One all-reduce of one flat buffer (in the accumulators' dtype) through
+        the communicator; every process gets the same bits back. ``extra``
+        (the caller's flags and metric sums) comes back summed, as float64.
+        Without a communicator of more than one process, nothing moves and
+        ``extra`` comes back as given.
         """
-        if self.communicator is not None and self.communicator.size > 1:
-            buffers = [acc.get_value(borrow=True) for acc in self.accumulators.values()]
-            weight = np.asarray(self.weight_sum.get_value(borrow=True))
-            reduced, total = self.communicator.allreduce_sum(buffers, weight)
-            for acc, value in zip(self.accumulators.values(), reduced, strict=True):
-                acc.set_value(value, borrow=True)
-            self.weight_sum.set_value(np.asarray(total, dtype=weight.dtype), borrow=True)
+        extra = np.asarray(extra, dtype=np.float64).ravel()
+        if self.communicator is None or self.communicator.size == 1:
+            return extra
+        accumulators = list(self.accumulators.values())
+        values = [acc.get_value(borrow=True) for acc in accumulators]
+        weight = self.weight_sum.get_value(borrow=True)
+        dtype = np.result_type(*values, weight)
+        flat = np.empty(sum(v.size for v in values) + 1 + extra.size, dtype=dtype)
+        start = 0
+        for value in values:
+            flat[start : start + value.size] = value.ravel()
+            start += value.size
+        flat[start] = weight
+        flat[start + 1 :] = extra
+        flat = self.communicator.allreduce_sum(flat)
+        start = 0
+        for acc, value in zip(accumulators, values, strict=True):
+            part = flat[start : start + value.size].reshape(value.shape)
+            acc.set_value(part.astype(value.dtype, copy=True), borrow=True)
+            start += value.size
+        self.weight_sum.set_value(np.asarray(flat[start], dtype=weight.dtype), borrow=True)
+        return flat[start + 1 :].astype(np.float64)
+
+    def snapshot(self):
+        """A copy of the accumulators and the weight sum, for :meth:`restore`."""
+        variables = [*self.accumulators.values(), self.weight_sum]
+        return [np.array(v.get_value(borrow=True), copy=True) for v in variables]
+
+    def restore(self, saved):
+        """Put back what :meth:`snapshot` copied (drop a batch another process found
+        non-finite)."""
+        variables = [*self.accumulators.values(), self.weight_sum]
+        for var, value in zip(variables, saved, strict=True):
+            var.set_value(value, borrow=True)
+
+    @property
+    def weight(self):
+        """The weight sum of the accumulated batches (all processes' after :meth:`reduce`)."""
+        return float(self.weight_sum.get_value(borrow=True))
+
+    def apply(self):
+        """Second half: clip, update, clear; ``(finite, extras)``.
+
+        ``extras`` holds ``grad_norm`` when gradients are monitored. In
+        data-parallel training, call :meth:`reduce` first.
+        """
         if float(self.weight_sum.get_value(borrow=True)) <= 0 and self.weighted:
             self.clear()
             return False, np.zeros(0)

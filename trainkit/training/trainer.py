@@ -60,6 +60,14 @@ from an :func:`~trainkit.training.assembly.assemble`-d graph and drives them:
   training (``nan_policy='raise'``, a callback error), nothing is saved or
   restored: parameters stay as the exception left them.
 - Parameters are numpy arrays after training, whatever the backend.
+- Data parallel (``data_parallel='mpi'``, or a ``communicator`` of more
+  than one process; see :mod:`trainkit.distributed.training` and
+  ``docs/distributed.md``): every process runs this loop on the same data,
+  computes gradients on its shard of each global batch, and applies the
+  same all-reduced update; every decision (non-finite, stop requests, early
+  stopping, schedules, checkpoints) is taken on reduced values, so the
+  replicas stay bitwise identical. Only rank 0 shows progress, logs and
+  writes files.
 - Progress bars, log lines, metrics files and checkpoints are callbacks
   (:mod:`trainkit.training.callbacks`) that hook in from outside the loop.
 """
@@ -79,7 +87,9 @@ from pytensor.tensor.random.type import RandomGeneratorType
 
 import regularizers
 
+from .. import distributed
 from ..data.arrays import Dataset
+from ..distributed import training as distributed_training
 from . import checkpoints, monitors, schedules
 from .assembly import assemble, floatx_of
 from .callbacks import default_callbacks
@@ -135,7 +145,8 @@ class Trainer:
         (then give no ``algo`` or keywords).
     communicator : Communicator, optional
         Sums gradients over processes between the two halves of the step
-        (data-parallel training).
+        (data-parallel training); the ``data_parallel`` option names one
+        instead (``'mpi'``).
     **kwargs
         Optimizer hyperparameters, regularizers and trainer options
         (:data:`trainkit.training.options.OPTIONS`), parsed once, here,
@@ -191,7 +202,16 @@ class Trainer:
         self.givens = dict(givens or {})
         self.batch_weight = batch_weight
         self.loss_name = loss_name
-        self.communicator = communicator
+        if communicator is not None and self.options.data_parallel is not None:
+            raise TypeError(
+                "Trainer: give communicator= or the data_parallel option, not both; got "
+                f"communicator={communicator!r} and data_parallel={self.options.data_parallel!r}"
+            )
+        self.communicator = communicator or distributed.from_name(self.options.data_parallel)
+        #: whether more than one process trains (data parallel)
+        self.parallel = self.communicator is not None and self.communicator.size > 1
+        #: the process that shows progress and writes files (rank 0)
+        self.is_writer = self.communicator is None or self.communicator.is_root
 
         # the learning rate is a shared variable, so schedules never recompile
         dtype = next(iter(graph.params.values())).dtype if graph.params else pytensor.config.floatX
@@ -254,6 +274,9 @@ class Trainer:
         self._window_count = 0
         #: the signal that interrupted training ('SIGINT', 'SIGTERM'), or None
         self.interrupted = None
+        # data parallel: a stop asked for on this process, until all agree on it
+        self._stop_request = None
+        self._interrupted_agreed = None
         self._final_saved = False
 
     # early-stopping state, by the names callbacks and the command line read
@@ -263,9 +286,26 @@ class Trainer:
     best_params = property(lambda self: self.early_stopping.best_params)
 
     def stop(self, reason):
-        """End training after the current update (callbacks, signal handlers)."""
+        """End training after the current update (callbacks, signal handlers).
+
+        In data-parallel training the request waits for the next update,
+        whose all-reduce tells every process, so all stop after the same one.
+        """
+        if self.parallel:
+            if self._stop_request is None:
+                self._stop_request = str(reason)
+            return
+        self._end(reason)
+
+    def _end(self, reason):
+        """Stop after this update: a decision every process has taken alike."""
         if self.stop_reason is None:
             self.stop_reason = str(reason)
+
+    @property
+    def _was_interrupted(self):
+        """The interruption every process agrees on (this one's when alone)."""
+        return self._interrupted_agreed if self.parallel else self.interrupted
 
     def window_state(self):
         """The training metrics summed since the last validation, and their count."""
@@ -307,6 +347,10 @@ class Trainer:
             if _is_rng(var) and var.name not in own:
                 key = zlib.crc32(var.name.encode())
                 var.set_value(np.random.default_rng([self.options.seed, key]), borrow=True)
+        if self.parallel:  # every process draws its own noise and dropout masks
+            for var in self.assembly.updates:
+                if _is_rng(var):
+                    var.set_value(distributed_training.rank_generator(self, var), borrow=True)
 
     @property
     def state_variables(self):
@@ -449,9 +493,13 @@ class Trainer:
                 "max_updates, max_epochs, patience: all are None, so training would never end; "
                 "set at least one"
             )
+        if self.parallel:
+            distributed_training.broadcast_state(self)
         if o.resume is not None:
             checkpoints.apply(self, *checkpoints.read(self, o.resume), o.resume)
-        hooks, self.checkpointer = default_callbacks(o)
+        hooks, self.checkpointer = default_callbacks(
+            o if self.is_writer else distributed_training.quiet_options(o)
+        )
         with limit_threads(o.threads):
             if self._step is None:
                 with floatx_of(self.graph.params.values()):
@@ -474,7 +522,7 @@ class Trainer:
                         else self.dataset.epoch > epoch
                     )
                     pair = None
-                    if due or (self.stop_reason and not self.interrupted):
+                    if due or (self.stop_reason and not self._was_interrupted):
                         pair = self._validate(valid_ds)
                         self._call(hooks, "on_validation", *pair)
                     self._call(hooks, "on_step_end")
@@ -482,7 +530,11 @@ class Trainer:
                         yield pair
                 self._judge()
                 self._save_final()
-                if self.validated_at != self.step and self.step > 0 and not self.interrupted:
+                if (
+                    self.validated_at != self.step
+                    and self.step > 0
+                    and not self._was_interrupted
+                ):
                     self.elapsed = time.monotonic() - started
                     pair = self._validate(valid_ds)
                     self._call(hooks, "on_validation", *pair)
@@ -572,6 +624,10 @@ class Trainer:
         """Make one update: one batch, or ``accumulate`` batches and one update."""
         self._set_learning_rate()
         step = self._step
+        if self.parallel:
+            distributed_training.update(self)
+            self.step += 1
+            return
         if not step.split:
             epoch, index = self.dataset.epoch, self.dataset.batch_index
             finite, values = step.update(self.dataset.next_batch())
@@ -628,17 +684,23 @@ class Trainer:
             )
         self.skipped += 1
         if policy == "stop":
-            self.stop(f"non-finite loss or gradient at {where} (nan_policy='stop')")
+            self._end(f"non-finite loss or gradient at {where} (nan_policy='stop')")
 
     def _validate(self, valid_ds):
         sums, total = None, 0.0
         for batch in valid_ds.iter_epoch():
+            if self.parallel:
+                batch = distributed.shard_rows(batch, self.communicator.rank, self.communicator.size)
+                if not len(batch[0]):
+                    continue
             with np.errstate(all="ignore"):  # a non-finite validation loss is reported as such
                 weight, *values = self._valid_fn(*batch)
                 weight = float(weight)
                 values = np.asarray(values, dtype=np.float64) * weight
             sums = values if sums is None else sums + values
             total += weight
+        if self.parallel:  # one all-reduce of the weighted sums and the total weight
+            sums, total = distributed_training.reduce_validation(self, sums, total)
         valid_metrics = OrderedDict(
             (name, float(v))
             for name, v in zip(self.valid_names, sums / (total or math.nan), strict=True)
@@ -667,7 +729,7 @@ class Trainer:
         if self.early_stopping.improved:
             self.best_metrics = (train_metrics, valid_metrics)
         if self.early_stopping.reason:
-            self.stop(self.early_stopping.reason)
+            self._end(self.early_stopping.reason)
         if self.schedule is not None:
             self.schedule.observe(loss)
         self.last_valid = valid_metrics

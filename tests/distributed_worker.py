@@ -1,0 +1,88 @@
+"""One process of a data-parallel test run (started by tests/test_distributed_mpi.py).
+
+    python tests/distributed_worker.py CONFIG.json OUT_DIR
+
+CONFIG says what to train (``options``: trainer keywords; ``parallel``: give
+``data_parallel='mpi'``; ``blowup_rows``: rows of x set to 1e30 so their
+batches are non-finite; ``sigterm_rank``/``sigterm_step``: that rank sends
+itself SIGTERM after that update). Each process writes ``rank<r>.npz`` (its
+final state variables) and ``rank<r>.json`` (what the run reported).
+"""
+
+import json
+import os
+import signal
+import sys
+
+import numpy as np
+
+
+def data(n=37):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(n, 3)).astype("float32")
+    return [x, (np.tanh(x[:, :2]) - x[:, 2:]).astype("float32")]
+
+
+class Record:
+    """Keeps the trainer and every yielded pair; sends SIGTERM when told to."""
+
+    def __init__(self, rank, sigterm_rank, sigterm_step):
+        self.rank, self.sigterm_rank, self.sigterm_step = rank, sigterm_rank, sigterm_step
+        self.trainer = None
+
+    def on_start(self, trainer):
+        self.trainer = trainer
+
+    def on_update(self, trainer):
+        if self.rank == self.sigterm_rank and trainer.step == self.sigterm_step:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+def main(config_path, out):
+    import trainkit
+    from trainkit.training.signals import stop_on_signals
+
+    with open(config_path) as f:
+        config = json.load(f)
+    rank = 0
+    options = dict(config["options"])
+    if config.get("parallel"):
+        from trainkit.distributed import MPI
+
+        rank = MPI().rank
+        options["data_parallel"] = "mpi"
+    train = data()
+    for row in config.get("blowup_rows", []):
+        train[0][row] = 1e30
+    net = trainkit.Regressor([3, (5, "tanh"), 2])
+    record = Record(rank, config.get("sigterm_rank"), config.get("sigterm_step"))
+    options["callbacks"] = [record]
+    iterator = net.itertrain(train, **options)
+    pairs = []
+    with stop_on_signals(net.trainer):
+        for tm, vm in iterator:
+            pairs.append(({k: v for k, v in tm.items() if k != "seconds"}, dict(vm)))
+    trainer = record.trainer
+    state = {}
+    generators = {}
+    for name, var in trainer.state_variables.items():
+        value = var.get_value()
+        if hasattr(value, "bit_generator"):
+            generators[name] = value.bit_generator.state
+        else:
+            state[name] = np.asarray(value)
+    np.savez(os.path.join(out, f"rank{rank}.npz"), **state)
+    report = {
+        "pairs": pairs,
+        "stop_reason": trainer.stop_reason,
+        "interrupted": trainer.interrupted,
+        "step": trainer.step,
+        "skipped": trainer.skipped,
+        "generators": generators,
+    }
+    with open(os.path.join(out, f"rank{rank}.json"), "w") as f:
+        json.dump(report, f, default=float)
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])
