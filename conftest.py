@@ -16,3 +16,15 @@ TEST_FLAGS = "mode=FAST_COMPILE,floatX=float32,warn_float64=raise,cxx="
 os.environ["PYTENSOR_FLAGS"] = ",".join(
     flags for flags in (TEST_FLAGS, os.environ.get("PYTENSOR_FLAGS", "")) if flags
 )
+
+
+import zlib  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+
+@pytest.fixture
+def rng(request):
+    """A random generator seeded by the test's own id: no test depends on another's draws."""
+    return np.random.default_rng(zlib.crc32(request.node.nodeid.encode()))

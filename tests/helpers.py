@@ -13,7 +13,10 @@ import pytensor.tensor as pt
 
 import regularizers
 
-__all__ = ["shared", "feedforward", "ff_forward", "recurrent", "rnn_forward"]
+__all__ = ["QUIET", "shared", "feedforward", "ff_forward", "linear", "recurrent", "rnn_forward"]
+
+#: trainer options that keep a test's output clean
+QUIET = dict(progress=False, log=False)
 
 
 def shared(value, name, dtype="float32"):
@@ -112,3 +115,28 @@ def rnn_forward(values, x):
         h = np.tanh(x[:, t] @ values["rnn.xh"] + h @ values["rnn.hh"] + values["rnn.b"])
         states.append(h)
     return np.stack(states, axis=1)
+
+
+def linear(n_in=3, n_out=2, seed=0, bias=0.0):
+    """A linear regression ``out = x @ w + b`` with mean squared error.
+
+    Returns
+    -------
+    (Graph, loss, [x, y], dict of str -> ndarray)
+        The graph (parameters ``out.w``, drawn from N(0, 0.5²), and ``out.b``,
+        filled with ``bias``), its loss, the symbolic inputs and a copy of the
+        initial parameter values.
+    """
+    rng = np.random.default_rng(seed)
+    values = {
+        "out.w": rng.normal(0.0, 0.5, (n_in, n_out)).astype("float32"),
+        "out.b": np.full(n_out, bias, "float32"),
+    }
+    x, y = pt.matrix("x"), pt.matrix("y")
+    w = pytensor.shared(values["out.w"].copy(), name="out.w")
+    b = pytensor.shared(values["out.b"].copy(), name="out.b")
+    out = x @ w + b
+    graph = regularizers.Graph(
+        {"in:out": x, "out:out": out}, {"out.w": w, "out.b": b}, inputs={"x": x}
+    )
+    return graph, pt.mean((out - y) ** 2), [x, y], values

@@ -8,16 +8,15 @@ import pytest
 import regularizers
 from trainkit.training.assembly import assemble
 
-RNG = np.random.default_rng(7)
-
 
 def two_layer(n_in=3, n_hid=4, n_out=2):
+    rng = np.random.default_rng(7)
     """A hand-written tanh MLP as a Graph, plus numpy copies of its weights."""
     x = pt.matrix("x")
     y = pt.matrix("y")
-    w1 = RNG.normal(size=(n_in, n_hid)).astype("float32")
-    b1 = RNG.normal(size=n_hid).astype("float32")
-    w2 = RNG.normal(size=(n_hid, n_out)).astype("float32")
+    w1 = rng.normal(size=(n_in, n_hid)).astype("float32")
+    b1 = rng.normal(size=n_hid).astype("float32")
+    w2 = rng.normal(size=(n_hid, n_out)).astype("float32")
     params = {
         "hid1.w": pytensor.shared(w1, name="hid1.w"),
         "hid1.b": pytensor.shared(b1, name="hid1.b"),
@@ -59,7 +58,8 @@ def values(graph):
 
 
 def data(n=5):
-    return RNG.normal(size=(n, 3)).astype("float32"), RNG.normal(size=(n, 2)).astype("float32")
+    rng = np.random.default_rng(7)
+    return rng.normal(size=(n, 3)).astype("float32"), rng.normal(size=(n, 2)).astype("float32")
 
 
 # -- assemble ------------------------------------------------------------------

@@ -10,12 +10,11 @@ import trainkit
 from trainkit.training import schedules
 
 QUIET = dict(progress=False, log=False)
-RNG = np.random.default_rng(21)
 
 
-def test_float64_and_int_data_without_validation_set_are_cast():
-    x = RNG.normal(size=(16, 3))  # float64, numpy's default
-    y = RNG.normal(size=(16, 1))
+def test_float64_and_int_data_without_validation_set_are_cast(rng):
+    x = rng.normal(size=(16, 3))  # float64, numpy's default
+    y = rng.normal(size=(16, 1))
     _, valid = trainkit.Regressor([3, 1]).train([x, y], max_updates=3, **QUIET)
     assert np.isfinite(valid["mse"])
     labels = np.arange(16) % 2  # int64
@@ -23,9 +22,9 @@ def test_float64_and_int_data_without_validation_set_are_cast():
     assert 0 <= valid["acc"] <= 1
 
 
-def test_denoising_autoencoder_reconstructs_the_clean_input():
+def test_denoising_autoencoder_reconstructs_the_clean_input(rng):
     """input_noise corrupts what the network reads, not the target it must reproduce."""
-    x = RNG.normal(size=(256, 4)).astype("float32")
+    x = rng.normal(size=(256, 4)).astype("float32")
     net = trainkit.Autoencoder([4, (4, "linear")])
     net.params["out.w"].set_value(np.eye(4, dtype="float32"))
     net.params["out.b"].set_value(np.zeros(4, "float32"))
@@ -48,8 +47,8 @@ def test_denoising_autoencoder_reconstructs_the_clean_input():
 
 
 @pytest.mark.parametrize("keyword", ["output_dropout", "output_noise"])
-def test_noise_that_cannot_reach_the_loss_is_an_error(keyword):
-    x = RNG.normal(size=(8, 3)).astype("float32")
+def test_noise_that_cannot_reach_the_loss_is_an_error(rng, keyword):
+    x = rng.normal(size=(8, 3)).astype("float32")
     with pytest.raises(
         ValueError, match=rf"{keyword}: its noise on out:out does not reach the loss"
     ):
@@ -58,8 +57,8 @@ def test_noise_that_cannot_reach_the_loss_is_an_error(keyword):
         )
 
 
-def test_one_seed_reproduces_an_esgd_run_with_dropout():
-    x = RNG.normal(size=(32, 3)).astype("float32")
+def test_one_seed_reproduces_an_esgd_run_with_dropout(rng):
+    x = rng.normal(size=(32, 3)).astype("float32")
     y = x[:, :1] * 2
 
     def run(**seed):
@@ -100,9 +99,9 @@ def test_a_schedule_object_takes_its_own_warmup_and_rate():
         net.train(data, lr_schedule=step, learning_rate=0.01, **QUIET)
 
 
-def test_cosine_schedule_takes_its_length_from_max_epochs():
-    x = RNG.normal(size=(20, 3)).astype("float32")
-    y = RNG.normal(size=(20, 1)).astype("float32")
+def test_cosine_schedule_takes_its_length_from_max_epochs(rng):
+    x = rng.normal(size=(20, 3)).astype("float32")
+    y = rng.normal(size=(20, 1)).astype("float32")
     pairs = list(
         trainkit.Regressor([3, 1]).itertrain(
             [x, y], learning_rate=0.1, lr_schedule="cosine", batch_size=5, max_epochs=2, **QUIET
@@ -113,9 +112,9 @@ def test_cosine_schedule_takes_its_length_from_max_epochs():
     assert pairs[0][0]["lr"] == pytest.approx(0.1 * (1 + np.cos(np.pi * 3 / 8)) / 2, rel=1e-6)
 
 
-def test_weighted_validation_does_not_depend_on_batch_size():
-    x = RNG.normal(size=(8, 3)).astype("float32")
-    y = RNG.normal(size=(8, 1)).astype("float32")
+def test_weighted_validation_does_not_depend_on_batch_size(rng):
+    x = rng.normal(size=(8, 3)).astype("float32")
+    y = rng.normal(size=(8, 1)).astype("float32")
     w = np.array([10] * 4 + [0.1] * 4, "float32")
     reported = []
     for batch_size in (3, 4, 8):
@@ -128,9 +127,9 @@ def test_weighted_validation_does_not_depend_on_batch_size():
     np.testing.assert_allclose(reported, (w * err).sum() / w.sum(), rtol=1e-6)
 
 
-def test_a_batch_whose_weights_are_all_zero_counts_for_nothing():
-    x = RNG.normal(size=(8, 3)).astype("float32")
-    y = RNG.normal(size=(8, 1)).astype("float32")
+def test_a_batch_whose_weights_are_all_zero_counts_for_nothing(rng):
+    x = rng.normal(size=(8, 3)).astype("float32")
+    y = rng.normal(size=(8, 1)).astype("float32")
     w = np.array([0] * 4 + [1] * 4, "float32")
     net = trainkit.Regressor([3, 1])
     train, valid = net.train([x, y, w], batch_size=4, shuffle=False, max_updates=2, **QUIET)

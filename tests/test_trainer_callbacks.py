@@ -7,27 +7,13 @@ import os
 import signal
 
 import numpy as np
-import pytensor
-import pytensor.tensor as pt
 import pytest
+from helpers import linear
 
-import regularizers
 import trainkit
 from trainkit import archive as checkpoints
 from trainkit.training.callbacks import format_metrics
 from trainkit.training.signals import stop_on_signals
-
-
-def linear():
-    rng = np.random.default_rng(0)
-    x, y = pt.matrix("x"), pt.matrix("y")
-    w = pytensor.shared(rng.normal(0.0, 0.5, (3, 2)).astype("float32"), name="out.w")
-    b = pytensor.shared(np.zeros(2, "float32"), name="out.b")
-    out = x @ w + b
-    graph = regularizers.Graph(
-        {"in:out": x, "out:out": out}, {"out.w": w, "out.b": b}, inputs={"x": x}
-    )
-    return graph, pt.mean((out - y) ** 2), [x, y]
 
 
 def data():
@@ -37,7 +23,7 @@ def data():
 
 
 def make(**kwargs):
-    graph, loss, inputs = linear()
+    graph, loss, inputs, _ = linear()
     options = dict(algo="sgd", learning_rate=0.05, batch_size=8, progress=False, log=False)
     options.update(kwargs)
     return trainkit.Trainer(graph, loss, inputs, **options)

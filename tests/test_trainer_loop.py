@@ -8,28 +8,10 @@ import numpy as np
 import pytensor
 import pytensor.tensor as pt
 import pytest
+from helpers import QUIET, linear
 
 import regularizers
 import trainkit
-
-QUIET = dict(progress=False, log=False)
-
-
-def linear(n_in=3, n_out=2, seed=0):
-    """A linear regression graph: (graph, loss, inputs, initial values)."""
-    rng = np.random.default_rng(seed)
-    values = {
-        "out.w": rng.normal(0.0, 0.5, (n_in, n_out)).astype("float32"),
-        "out.b": np.zeros(n_out, "float32"),
-    }
-    x, y = pt.matrix("x"), pt.matrix("y")
-    w = pytensor.shared(values["out.w"].copy(), name="out.w")
-    b = pytensor.shared(values["out.b"].copy(), name="out.b")
-    out = x @ w + b
-    graph = regularizers.Graph(
-        {"in:out": x, "out:out": out}, {"out.w": w, "out.b": b}, inputs={"x": x}
-    )
-    return graph, pt.mean((out - y) ** 2), [x, y], values
 
 
 def trainer(algo="sgd", learning_rate=0.05, seed=0, **kwargs):

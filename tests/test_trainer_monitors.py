@@ -3,14 +3,11 @@
 from collections import OrderedDict
 
 import numpy as np
-import pytensor
 import pytensor.tensor as pt
 import pytest
+from helpers import QUIET, linear
 
-import regularizers
 import trainkit
-
-QUIET = dict(progress=False, log=False)
 
 
 def forward(values, x):
@@ -83,22 +80,10 @@ def test_monitors_and_validation_use_the_clean_graph_while_training_uses_dropout
     assert first["hid1:out<0.1"] > np.mean(h < 0.1) + 0.3
 
 
-def linear():
-    rng = np.random.default_rng(0)
-    x, y = pt.matrix("x"), pt.matrix("y")
-    w = pytensor.shared(rng.normal(0.0, 0.5, (3, 2)).astype("float32"), name="out.w")
-    b = pytensor.shared(np.full(2, 0.1, "float32"), name="out.b")
-    out = x @ w + b
-    graph = regularizers.Graph(
-        {"in:out": x, "out:out": out}, {"out.w": w, "out.b": b}, inputs={"x": x}
-    )
-    return graph, pt.mean((out - y) ** 2), [x, y]
-
-
 @pytest.mark.parametrize("clip", [None, 0.05])
 def test_monitor_gradients_reports_the_norm_of_the_gradients_applied(clip):
     x, y = data(8, 2)
-    graph, loss, inputs = linear()
+    graph, loss, inputs, _ = linear(bias=0.1)
     before = {n: p.get_value() for n, p in graph.params.items()}
     extra = {} if clip is None else {"max_total_gradient_norm": clip}
     t = trainkit.Trainer(

@@ -6,26 +6,10 @@ that update are not finite.
 """
 
 import numpy as np
-import pytensor
-import pytensor.tensor as pt
 import pytest
+from helpers import QUIET, linear
 
-import regularizers
 import trainkit
-
-QUIET = dict(progress=False, log=False)
-
-
-def linear():
-    rng = np.random.default_rng(0)
-    x, y = pt.matrix("x"), pt.matrix("y")
-    w = pytensor.shared(rng.normal(0.0, 0.5, (3, 2)).astype("float32"), name="out.w")
-    b = pytensor.shared(np.zeros(2, "float32"), name="out.b")
-    out = x @ w + b
-    graph = regularizers.Graph(
-        {"in:out": x, "out:out": out}, {"out.w": w, "out.b": b}, inputs={"x": x}
-    )
-    return graph, pt.mean((out - y) ** 2), [x, y]
 
 
 def batches(n=10, bad=()):
@@ -63,7 +47,7 @@ class States:
 
 
 def make(states=None, **kwargs):
-    graph, loss, inputs = linear()
+    graph, loss, inputs, _ = linear()
     options = dict(algo="adam", learning_rate=0.01, epoch_size=5, max_updates=8)
     options.update(kwargs)
     callbacks = [] if states is None else [states]

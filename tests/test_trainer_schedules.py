@@ -9,30 +9,13 @@ import math
 
 import numpy as np
 import pytensor
-import pytensor.tensor as pt
 import pytest
+from helpers import linear
 
-import regularizers
 import trainkit
 
 LR = 0.05
 UPDATES = 8
-
-
-def linear():
-    rng = np.random.default_rng(0)
-    values = {
-        "out.w": rng.normal(0.0, 0.5, (3, 2)).astype("float32"),
-        "out.b": np.zeros(2, "float32"),
-    }
-    x, y = pt.matrix("x"), pt.matrix("y")
-    w = pytensor.shared(values["out.w"].copy(), name="out.w")
-    b = pytensor.shared(values["out.b"].copy(), name="out.b")
-    out = x @ w + b
-    graph = regularizers.Graph(
-        {"in:out": x, "out:out": out}, {"out.w": w, "out.b": b}, inputs={"x": x}
-    )
-    return graph, pt.mean((out - y) ** 2), [x, y], values
 
 
 def data():

@@ -23,7 +23,6 @@ from regularizers.errors import (
     UnknownArgument,
     closest,
     closest_hint,
-    unknown,
 )
 
 from ..data.arrays import ArraySpec, check_arrays

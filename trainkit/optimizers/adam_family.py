@@ -11,13 +11,14 @@ from collections import OrderedDict
 
 import pytensor.tensor as pt
 
-from .plumbing import Hyperparameters, param_state, prepare, step_counter
+from .plumbing import Hyperparameters, common_parameters, param_state, prepare, step_counter
 from .registry import register
 
 __all__ = ["adam", "adamax", "amsgrad"]
 
 
 @register("adam")
+@common_parameters
 def adam(loss_or_grads, params, learning_rate=0.001, beta1=0.9, beta2=0.999, epsilon=1e-8):
     r"""Adam updates (Kingma & Ba, 2014), as Lasagne implements them.
 
@@ -45,10 +46,7 @@ def adam(loss_or_grads, params, learning_rate=0.001, beta1=0.9, beta2=0.999, eps
 
     Parameters
     ----------
-    loss_or_grads : scalar variable or list of variables
-        A scalar loss, or one gradient per parameter.
-    params : sequence or mapping of shared variables
-        The parameters to update.
+    {common parameters}
     learning_rate : float or symbolic scalar
         The step size :math:`\eta`.
     beta1 : float or symbolic scalar
@@ -83,6 +81,7 @@ def adam(loss_or_grads, params, learning_rate=0.001, beta1=0.9, beta2=0.999, eps
 
 
 @register("amsgrad")
+@common_parameters
 def amsgrad(loss_or_grads, params, learning_rate=0.001, beta1=0.9, beta2=0.999, epsilon=1e-8):
     r"""AMSGrad updates (Reddi et al., 2018), as Lasagne implements them.
 
@@ -111,10 +110,7 @@ def amsgrad(loss_or_grads, params, learning_rate=0.001, beta1=0.9, beta2=0.999, 
 
     Parameters
     ----------
-    loss_or_grads : scalar variable or list of variables
-        A scalar loss, or one gradient per parameter.
-    params : sequence or mapping of shared variables
-        The parameters to update.
+    {common parameters}
     learning_rate : float or symbolic scalar
         The step size :math:`\eta`.
     beta1 : float or symbolic scalar
@@ -171,6 +167,7 @@ def _adam_like(algo, loss_or_grads, params, learning_rate, beta1, beta2, epsilon
 
 
 @register("adamax")
+@common_parameters
 def adamax(loss_or_grads, params, learning_rate=0.002, beta1=0.9, beta2=0.999, epsilon=1e-8):
     r"""Adamax updates (Kingma & Ba, 2014): Adam with an infinity norm.
 
@@ -193,10 +190,7 @@ def adamax(loss_or_grads, params, learning_rate=0.002, beta1=0.9, beta2=0.999, e
 
     Parameters
     ----------
-    loss_or_grads : scalar variable or list of variables
-        A scalar loss, or one gradient per parameter.
-    params : sequence or mapping of shared variables
-        The parameters to update.
+    {common parameters}
     learning_rate : float or symbolic scalar
         The step size :math:`\eta`.
     beta1 : float or symbolic scalar

@@ -8,13 +8,14 @@ from collections import OrderedDict
 
 import pytensor.tensor as pt
 
-from .plumbing import Hyperparameters, param_state, prepare
+from .plumbing import Hyperparameters, common_parameters, param_state, prepare
 from .registry import register
 
 __all__ = ["adadelta", "adagrad", "rmsprop"]
 
 
 @register("adagrad")
+@common_parameters
 def adagrad(loss_or_grads, params, learning_rate=1.0, epsilon=1e-6):
     r"""Adagrad: divide by the root of the summed squared gradients.
 
@@ -31,10 +32,7 @@ def adagrad(loss_or_grads, params, learning_rate=1.0, epsilon=1e-6):
 
     Parameters
     ----------
-    loss_or_grads : scalar variable or list of variables
-        A scalar loss, or one gradient per parameter.
-    params : sequence or mapping of shared variables
-        The parameters to update.
+    {common parameters}
     learning_rate : float or symbolic scalar
         The step size :math:`\eta`.
     epsilon : float or symbolic scalar
@@ -73,6 +71,7 @@ def adagrad(loss_or_grads, params, learning_rate=1.0, epsilon=1e-6):
 
 
 @register("rmsprop")
+@common_parameters
 def rmsprop(loss_or_grads, params, learning_rate=1.0, rho=0.9, epsilon=1e-6):
     r"""RMSProp: divide by the root of a running mean of squared gradients.
 
@@ -90,10 +89,7 @@ def rmsprop(loss_or_grads, params, learning_rate=1.0, rho=0.9, epsilon=1e-6):
 
     Parameters
     ----------
-    loss_or_grads : scalar variable or list of variables
-        A scalar loss, or one gradient per parameter.
-    params : sequence or mapping of shared variables
-        The parameters to update.
+    {common parameters}
     learning_rate : float or symbolic scalar
         The step size :math:`\eta`.
     rho : float or symbolic scalar
@@ -132,6 +128,7 @@ def rmsprop(loss_or_grads, params, learning_rate=1.0, rho=0.9, epsilon=1e-6):
 
 
 @register("adadelta")
+@common_parameters
 def adadelta(loss_or_grads, params, learning_rate=1.0, rho=0.95, epsilon=1e-6):
     r"""Adadelta: scale by the ratio of running RMS step to running RMS gradient.
 
@@ -152,10 +149,7 @@ def adadelta(loss_or_grads, params, learning_rate=1.0, rho=0.95, epsilon=1e-6):
 
     Parameters
     ----------
-    loss_or_grads : scalar variable or list of variables
-        A scalar loss, or one gradient per parameter.
-    params : sequence or mapping of shared variables
-        The parameters to update.
+    {common parameters}
     learning_rate : float or symbolic scalar
         Scales the step :math:`d`; 1 in the paper.
     rho : float or symbolic scalar

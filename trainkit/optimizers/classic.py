@@ -7,13 +7,14 @@ with a velocity per parameter, exactly as ``lasagne.updates`` does.
 
 from collections import OrderedDict
 
-from .plumbing import Hyperparameters, named_params, param_state, prepare
+from .plumbing import Hyperparameters, common_parameters, named_params, param_state, prepare
 from .registry import register
 
 __all__ = ["apply_momentum", "apply_nesterov_momentum", "momentum", "nesterov_momentum", "sgd"]
 
 
 @register("sgd")
+@common_parameters
 def sgd(loss_or_grads, params, learning_rate):
     r"""Stochastic gradient descent: step against the gradient.
 
@@ -27,10 +28,7 @@ def sgd(loss_or_grads, params, learning_rate):
 
     Parameters
     ----------
-    loss_or_grads : scalar variable or list of variables
-        A scalar loss, or one gradient per parameter.
-    params : sequence or mapping of shared variables
-        The parameters to update.
+    {common parameters}
     learning_rate : float or symbolic scalar
         The step size :math:`\eta`.
 
@@ -196,6 +194,7 @@ def apply_nesterov_momentum(updates, params=None, momentum=0.9):
 
 
 @register("momentum")
+@common_parameters
 def momentum(loss_or_grads, params, learning_rate, momentum=0.9):
     r"""SGD with classical (heavy-ball) momentum.
 
@@ -213,10 +212,7 @@ def momentum(loss_or_grads, params, learning_rate, momentum=0.9):
 
     Parameters
     ----------
-    loss_or_grads : scalar variable or list of variables
-        A scalar loss, or one gradient per parameter.
-    params : sequence or mapping of shared variables
-        The parameters to update.
+    {common parameters}
     learning_rate : float or symbolic scalar
         The step size :math:`\eta`.
     momentum : float or symbolic scalar
@@ -247,6 +243,7 @@ def momentum(loss_or_grads, params, learning_rate, momentum=0.9):
 
 
 @register("nesterov_momentum")
+@common_parameters
 def nesterov_momentum(loss_or_grads, params, learning_rate, momentum=0.9):
     r"""SGD with Nesterov momentum, in Lasagne's current-gradient form.
 
@@ -265,10 +262,7 @@ def nesterov_momentum(loss_or_grads, params, learning_rate, momentum=0.9):
 
     Parameters
     ----------
-    loss_or_grads : scalar variable or list of variables
-        A scalar loss, or one gradient per parameter.
-    params : sequence or mapping of shared variables
-        The parameters to update.
+    {common parameters}
     learning_rate : float or symbolic scalar
         The step size :math:`\eta`.
     momentum : float or symbolic scalar

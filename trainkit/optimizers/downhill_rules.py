@@ -12,13 +12,14 @@ import pytensor.tensor as pt
 from pytensor.gradient import pullback
 from pytensor.graph.traversal import ancestors
 
-from .plumbing import Hyperparameters, param_state, prepare, scalar_value
+from .plumbing import Hyperparameters, common_parameters, param_state, prepare, scalar_value
 from .registry import register
 
 __all__ = ["esgd", "nag", "rprop"]
 
 
 @register("nag")
+@common_parameters
 def nag(loss_or_grads, params, learning_rate=1e-4, momentum=0.9):
     r"""Nesterov's accelerated gradient in Sutskever's form, as downhill.
 
@@ -43,10 +44,7 @@ def nag(loss_or_grads, params, learning_rate=1e-4, momentum=0.9):
 
     Parameters
     ----------
-    loss_or_grads : scalar variable or list of variables
-        A scalar loss, or one gradient per parameter.
-    params : sequence or mapping of shared variables
-        The parameters to update.
+    {common parameters}
     learning_rate : float or symbolic scalar
         The step size :math:`\eta` (downhill's default).
     momentum : float or symbolic scalar
@@ -85,6 +83,7 @@ def nag(loss_or_grads, params, learning_rate=1e-4, momentum=0.9):
 
 
 @register("rprop", schedulable=False)
+@common_parameters
 def rprop(
     loss_or_grads,
     params,
@@ -130,10 +129,7 @@ def rprop(
 
     Parameters
     ----------
-    loss_or_grads : scalar variable or list of variables
-        A scalar loss, or one gradient per parameter.
-    params : sequence or mapping of shared variables
-        The parameters to update.
+    {common parameters}
     learning_rate : float or shared scalar
         The initial step size of every coordinate.
     rprop_increase : float or symbolic scalar

@@ -14,6 +14,7 @@ import pytensor.tensor as pt
 
 from .plumbing import (
     Hyperparameters,
+    common_parameters,
     constant,
     global_state,
     param_state,
@@ -27,6 +28,7 @@ __all__ = ["adamw", "lion", "nadam", "radam"]
 
 
 @register("nadam")
+@common_parameters
 def nadam(
     loss_or_grads,
     params,
@@ -66,10 +68,7 @@ def nadam(
 
     Parameters
     ----------
-    loss_or_grads : scalar variable or list of variables
-        A scalar loss, or one gradient per parameter.
-    params : sequence or mapping of shared variables
-        The parameters to update.
+    {common parameters}
     learning_rate : float or symbolic scalar
         The step size :math:`\eta`.
     beta1 : float or symbolic scalar
@@ -132,6 +131,7 @@ def nadam(
 
 
 @register("radam")
+@common_parameters
 def radam(loss_or_grads, params, learning_rate=0.001, beta1=0.9, beta2=0.999, epsilon=1e-8):
     r"""RAdam (Liu et al., 2019): Adam with a rectified warm-up, as PyTorch.
 
@@ -165,10 +165,7 @@ def radam(loss_or_grads, params, learning_rate=0.001, beta1=0.9, beta2=0.999, ep
 
     Parameters
     ----------
-    loss_or_grads : scalar variable or list of variables
-        A scalar loss, or one gradient per parameter.
-    params : sequence or mapping of shared variables
-        The parameters to update.
+    {common parameters}
     learning_rate : float or symbolic scalar
         The step size :math:`\eta`.
     beta1 : float or symbolic scalar
@@ -226,6 +223,7 @@ def radam(loss_or_grads, params, learning_rate=0.001, beta1=0.9, beta2=0.999, ep
 
 
 @register("adamw")
+@common_parameters
 def adamw(
     loss_or_grads,
     params,
@@ -260,10 +258,7 @@ def adamw(
 
     Parameters
     ----------
-    loss_or_grads : scalar variable or list of variables
-        A scalar loss, or one gradient per parameter.
-    params : sequence or mapping of shared variables
-        The parameters to update.
+    {common parameters}
     learning_rate : float or symbolic scalar
         The step size :math:`\eta`.
     beta1 : float or symbolic scalar
@@ -322,6 +317,7 @@ def adamw(
 
 
 @register("lion")
+@common_parameters
 def lion(loss_or_grads, params, learning_rate=1e-4, beta1=0.9, beta2=0.99, decoupled_decay=0.0):
     r"""Lion (Chen et al., 2023): sign of an interpolated momentum.
 
@@ -342,10 +338,7 @@ def lion(loss_or_grads, params, learning_rate=1e-4, beta1=0.9, beta2=0.99, decou
 
     Parameters
     ----------
-    loss_or_grads : scalar variable or list of variables
-        A scalar loss, or one gradient per parameter.
-    params : sequence or mapping of shared variables
-        The parameters to update.
+    {common parameters}
     learning_rate : float or symbolic scalar
         The step size :math:`\eta`.
     beta1 : float or symbolic scalar

@@ -23,6 +23,7 @@ from pytensor.compile.sharedvalue import SharedVariable
 from pytensor.graph.basic import Constant, Variable
 
 __all__ = [
+    "common_parameters",
     "Hyperparameters",
     "constant",
     "gradients",
@@ -185,3 +186,21 @@ def step_counter(algo):
     parameter's dtype before using it in bias corrections.
     """
     return global_state(algo, "t", np.int64(0))
+
+
+#: the two arguments every update rule takes, documented once
+COMMON_PARAMETERS = """    loss_or_grads : scalar variable or list of variables
+        A scalar loss, or one gradient per parameter.
+    params : sequence or mapping of shared variables
+        The parameters to update; mapping keys (else ``param.name``) name the
+        optimizer state (``<param>/<algo>_<slot>``).
+"""
+
+
+def common_parameters(function):
+    """Decorator: put :data:`COMMON_PARAMETERS` where a docstring says ``{common parameters}``."""
+    marker = "    {common parameters}\n"
+    if function.__doc__ is None or marker not in function.__doc__:
+        raise ValueError(f"common_parameters: {function.__name__}'s docstring has no {marker!r}")
+    function.__doc__ = function.__doc__.replace(marker, COMMON_PARAMETERS)
+    return function

@@ -45,6 +45,7 @@ import pytensor
 import pytensor.tensor as pt
 from pytensor.tensor.random.type import RandomGeneratorType
 
+from ..backend import QuietFirstCall, quiet
 from .assembly import penalty_terms, total_loss
 
 __all__ = ["Step", "finite_flag", "validation_function"]
@@ -134,9 +135,10 @@ class Step:
                 (var, new if _is_rng(var) else pt.switch(flag, new, var))
                 for var, new in a.updates.items()
             )
-            self._step = pytensor.function(
-                inputs, outputs, updates=updates, givens=givens, mode=mode
-            )
+            with quiet():
+                self._step = QuietFirstCall(
+                    pytensor.function(inputs, outputs, updates=updates, givens=givens, mode=mode)
+                )
             return
         if a.spec.algo == "esgd":
             raise ValueError(
@@ -169,13 +171,16 @@ class Step:
             grad_updates[var] = new
         #: the weight of the last batch given to :meth:`gradients` (weighted steps)
         self.last_weight = 0.0
-        self._grad = pytensor.function(
-            inputs,
-            [pt.cast(flag, "int8"), *values, *([weight] if weighted else [])],
-            updates=grad_updates,
-            givens=givens,
-            mode=mode,
-        )
+        with quiet():
+            self._grad = QuietFirstCall(
+                pytensor.function(
+                    inputs,
+                    [pt.cast(flag, "int8"), *values, *([weight] if weighted else [])],
+                    updates=grad_updates,
+                    givens=givens,
+                    mode=mode,
+                )
+            )
         if weighted:
             mean = OrderedDict(
                 (name, acc / pt.cast(self.weight_sum, acc.dtype))
@@ -194,7 +199,8 @@ class Step:
         outputs = [pt.cast(apply_flag, "int8")]
         if monitor_gradients:
             outputs.append(_grad_norm(clipped.values(), dtype))
-        self._apply = pytensor.function([], outputs, updates=guarded, mode=mode)
+        with quiet():
+            self._apply = QuietFirstCall(pytensor.function([], outputs, updates=guarded, mode=mode))
 
     # -- one function -------------------------------------------------------------
 
@@ -295,10 +301,11 @@ def validation_function(graph, base_loss, regs, inputs, extra, *, givens, mode, 
     weight = batch_weight
     if weight is None:
         weight = pt.cast(inputs[0].shape[0], clean_total.dtype)
-    function = pytensor.function(
-        inputs,
-        [pt.cast(weight, clean_total.dtype), clean_total, base_loss, *extra.values()],
-        givens=givens,
-        mode=mode,
-    )
-    return function, names
+    with quiet():
+        function = pytensor.function(
+            inputs,
+            [pt.cast(weight, clean_total.dtype), clean_total, base_loss, *extra.values()],
+            givens=givens,
+            mode=mode,
+        )
+    return QuietFirstCall(function), names

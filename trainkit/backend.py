@@ -1,0 +1,55 @@
+"""Which PyTensor backend a mode means, and the backend warnings a user cannot act on.
+
+>>> is_jax("JAX"), is_jax("FAST_COMPILE"), is_jax(None)
+(True, False, False)
+"""
+
+import contextlib
+import warnings
+
+import pytensor
+
+__all__ = ["is_jax", "quiet"]
+
+#: warnings PyTensor's JAX backend gives for every graph, about its own internals:
+#: shape assertions JAX cannot keep, and float64 accumulators JAX truncates to float32
+#: (trainkit asks for neither; the results are the same)
+_NOISE = (
+    r"Skipping Assert",
+    r"Explicitly requested dtype float64 requested in astype is not available",
+    r"Skipping CheckAndRaise",
+)
+
+
+def is_jax(mode):
+    """Whether ``mode`` (None: PyTensor's configured mode) compiles with the JAX backend."""
+    if mode is None:
+        mode = pytensor.config.mode
+    if isinstance(mode, str):
+        return mode.upper() == "JAX"
+    return type(getattr(mode, "linker", None)).__name__ == "JAXLinker"
+
+
+@contextlib.contextmanager
+def quiet():
+    """Hide the backend's warnings about its own internals (see ``_NOISE``), nothing else."""
+    with warnings.catch_warnings():
+        for message in _NOISE:
+            warnings.filterwarnings("ignore", message=message, category=UserWarning)
+        yield
+
+
+class QuietFirstCall:
+    """A compiled function whose first call (where JAX traces the graph) is :func:`quiet`."""
+
+    def __init__(self, function):
+        self.function = function
+        self._traced = False
+
+    def __call__(self, *args):
+        if self._traced:
+            return self.function(*args)
+        with quiet():
+            result = self.function(*args)
+        self._traced = True
+        return result
