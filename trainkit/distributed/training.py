@@ -55,7 +55,9 @@ def rank_generator(trainer, var, rank=None, step=None):
     resuming with another number of processes).
     """
     own = {
-        r.rng_name: r.seed for r in trainer.spec.regularizers if getattr(r, "seed", None) is not None
+        r.rng_name: r.seed
+        for r in trainer.spec.regularizers
+        if getattr(r, "seed", None) is not None
     }
     seed = own.get(var.name, trainer.options.seed)
     if rank is None:
@@ -102,9 +104,7 @@ def _agree_on_stop(trainer, stop, signals):
     names = [n for n, count in zip(FLAGS[2:], signals, strict=True) if count > 0]
     if names:
         mine = trainer.interrupted
-        trainer._interrupted_agreed = mine or (
-            names[0] if names[0] != "other_signal" else "signal"
-        )
+        trainer._interrupted_agreed = mine or (names[0] if names[0] != "other_signal" else "signal")
         if trainer.interrupted is None:
             trainer.interrupted = trainer._interrupted_agreed
     reason = trainer._stop_request or "stop requested on another process"

@@ -531,11 +531,7 @@ class Trainer:
                         yield pair
                 self._judge()
                 self._save_final()
-                if (
-                    self.validated_at != self.step
-                    and self.step > 0
-                    and not self._was_interrupted
-                ):
+                if self.validated_at != self.step and self.step > 0 and not self._was_interrupted:
                     self.elapsed = time.monotonic() - started
                     pair = self._validate(valid_ds)
                     self._call(hooks, "on_validation", *pair)
@@ -691,7 +687,9 @@ class Trainer:
         sums, total = None, 0.0
         for batch in valid_ds.iter_epoch():
             if self.parallel:
-                batch = distributed.shard_rows(batch, self.communicator.rank, self.communicator.size)
+                batch = distributed.shard_rows(
+                    batch, self.communicator.rank, self.communicator.size
+                )
                 if not len(batch[0]):
                     continue
             with np.errstate(all="ignore"):  # a non-finite validation loss is reported as such
