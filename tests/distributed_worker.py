@@ -38,12 +38,38 @@ class Record:
             os.kill(os.getpid(), signal.SIGTERM)
 
 
+def collectives(out):
+    """Every MPI communicator operation, its results written to ``rank<r>.json``."""
+    from trainkit.distributed import MPI
+
+    comm = MPI()
+    mine = np.arange(5, dtype="float32") * (comm.rank + 1) + 0.1
+    summed = comm.allreduce_sum(mine)
+    comm.barrier()
+    report = {
+        "rank": comm.rank,
+        "size": comm.size,
+        "sum": summed.tolist(),
+        "sum_dtype": str(summed.dtype),
+        "sum_bits": summed.view("uint32").tolist(),
+        "broadcast": comm.broadcast({"from": comm.rank}),
+        "broadcast_1": comm.broadcast(comm.rank, root=1),
+        "gather": comm.gather(comm.rank * 10),
+        "any": [comm.any(comm.rank == 1), comm.any(False)],
+        "all": [comm.all(comm.rank == 1), comm.all(True)],
+    }
+    with open(os.path.join(out, f"rank{comm.rank}.json"), "w") as f:
+        json.dump(report, f)
+
+
 def main(config_path, out):
     import trainkit
     from trainkit.training.signals import stop_on_signals
 
     with open(config_path) as f:
         config = json.load(f)
+    if config.get("collectives"):
+        return collectives(out)
     rank = 0
     options = dict(config["options"])
     if config.get("parallel"):

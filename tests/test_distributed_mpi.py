@@ -64,7 +64,8 @@ if MPIEXEC is None:
 
 
 def launch(tmp_path, config, n=2, name="run", expect_rc=0):
-    """Run the worker on ``n`` processes; each process's (state, report) by rank."""
+    """Run the worker on ``n`` processes; each process's (state, report) by rank
+    (the report alone for ``collectives``)."""
     out = tmp_path / name
     out.mkdir()
     path = out / "config.json"
@@ -87,6 +88,8 @@ def launch(tmp_path, config, n=2, name="run", expect_rc=0):
         stdin=subprocess.DEVNULL,
     )
     assert done.returncode == expect_rc, done.stdout + done.stderr
+    if config.get("collectives"):
+        return [json.loads((out / f"rank{rank}.json").read_text()) for rank in range(n)]
     return [read(out, rank) for rank in range(n)]
 
 
@@ -121,6 +124,19 @@ def assert_close(state, reference):
     assert list(state) == list(reference)
     for name in reference:
         np.testing.assert_allclose(state[name], reference[name], rtol=RTOL, atol=ATOL, err_msg=name)
+
+
+def test_the_mpi_communicator_collectives(tmp_path):
+    first, second = launch(tmp_path, {"collectives": True})
+    expected = (np.arange(5, dtype="float32") + 0.1) + (np.arange(5, dtype="float32") * 2 + 0.1)
+    for rank, report in enumerate([first, second]):
+        assert (report["rank"], report["size"]) == (rank, 2)
+        assert report["sum_dtype"] == "float32"
+        np.testing.assert_allclose(report["sum"], expected)
+        assert report["broadcast"] == {"from": 0} and report["broadcast_1"] == 1
+        assert report["any"] == [True, False] and report["all"] == [False, True]
+    assert first["sum_bits"] == second["sum_bits"]  # the same bits on every process
+    assert first["gather"] == [0, 10] and second["gather"] is None
 
 
 def test_two_processes_stay_identical_and_agree_with_one(tmp_path):
