@@ -160,14 +160,14 @@ def update(trainer):
     reduced = step.reduce(np.concatenate([sums, flags]))
     sums, (bad, stop, *signals) = reduced[:n_values], reduced[n_values:]
     _agree_on_stop(trainer, stop, signals)
+    total = step.weight  # every process's, after the reduce
     if o.accumulate == 1:
         if bad > 0:
             step.clear()
             trainer._non_finite(epoch, index)
         else:
             count = 1
-    total = step.weight
-    if count and total > 0:
+    if count:  # as with one process, a zero total weight makes apply report non-finite
         finite, extras = step.apply()
         if finite:
             trainer._record(np.concatenate([sums / total, extras]))
