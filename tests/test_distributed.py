@@ -137,3 +137,12 @@ def test_the_command_line_finds_its_launcher_in_the_environment():
         cli.agreed(Identity(), lambda: (_ for _ in ()).throw(ValueError("picked on rank 0")))
     with pytest.raises(RuntimeError), cli.abort_on_error(None):
         raise RuntimeError("one process: the error itself")
+
+
+def test_accumulated_updates_advance_the_optimizer_state_the_checkpoint_holds():
+    """The apply half updates the assembly's own optimizer state and shared learning
+    rate (it once built a second optimizer, invisible to checkpoints and schedules)."""
+    state = final_state(accumulate=2, hidden_dropout=0.0, lr_schedule="cosine", max_updates=6)
+    assert int(state["adam/t"]) == 6
+    assert np.any(state["out.w/adam_m"] != 0)
+    assert float(state["trainer/learning_rate"]) < 0.02
