@@ -79,7 +79,7 @@ from pytensor.tensor.random.type import RandomGeneratorType
 
 import regularizers
 
-from ..data.arrays import Dataset
+from ..data.dataset import Dataset
 from . import checkpoints, monitors, schedules
 from .assembly import assemble, floatx_of
 from .callbacks import default_callbacks
