@@ -33,6 +33,7 @@ configs as trials with this callback.
 import math
 
 __all__ = [
+    "MetricError",
     "PruningCallback",
     "StopTraining",
     "metric_value",
@@ -42,6 +43,10 @@ __all__ = [
 ]
 
 EXTRA = "pip install 'trainkit[sweep]'"
+
+
+class MetricError(LookupError):
+    """The metric to optimise is not one that training measures."""
 
 
 class StopTraining(Exception):
@@ -93,7 +98,7 @@ def metric_value(metric, train_metrics, valid_metrics):
         available = [f"valid_{k}" for k in valid_metrics] + [
             f"train_{k}" for k in train_metrics if k not in ("step", "epoch", "lr", "seconds")
         ]
-        raise ValueError(f"metric {metric!r}: not measured; metrics are {', '.join(available)}")
+        raise MetricError(f"metric {metric!r}: not measured; metrics are {', '.join(available)}")
     return float(metrics[name])
 
 
