@@ -36,7 +36,7 @@ from .sweepconfig import parse
 
 __all__ = ["run_sweep", "status_lines", "best_config", "open_storage", "STATES"]
 
-#: trial states that count towards --trials
+#: trial states that count towards --trials (and failed trials that were not retried)
 COUNTED = ("COMPLETE", "PRUNED", "RUNNING", "WAITING")
 STATES = ("COMPLETE", "PRUNED", "RUNNING", "WAITING", "FAIL")
 
@@ -222,9 +222,10 @@ class _Objective:
 
 
 def _counted(study):
-    optuna = require_optuna()
-    states = tuple(getattr(optuna.trial.TrialState, s) for s in COUNTED)
-    return len(study.get_trials(deepcopy=False, states=states))
+    """Trials so far; a failed trial counts unless it was retried (its retry counts)."""
+    trials = study.get_trials(deepcopy=False)
+    retried = {n for t in trials for n in t.system_attrs.get("retry_history", [])}
+    return sum(1 for t in trials if t.state.name in COUNTED or t.number not in retried)
 
 
 def _waiting(study):
@@ -249,13 +250,16 @@ def _work(spec, where, study_name, sweep_dir, worker, trials, callbacks=(), echo
     storage = open_storage(where, spec.heartbeat, spec.retries)
     study = _load_study(spec, storage, study_name, worker)
     objective = _Objective(spec, sweep_dir, worker, callbacks, echo)
-    while _counted(study) < trials or _waiting(study):
+    while True:
         manager = _no_experimental_warnings()
         try:
+            # a database's dead trials (no heartbeat) fail now and come back WAITING
+            optuna.storages.fail_stale_trials(study)
+            if _counted(study) >= trials and not _waiting(study):
+                break
             study.optimize(objective, n_trials=1, catch=(ConfigError, FloatingPointError))
         finally:
             manager.__exit__(None, None, None)
-    del optuna
 
 
 def _worker_main(spec, where, study_name, sweep_dir, worker, trials, callbacks):
