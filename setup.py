@@ -20,8 +20,9 @@ setup(
         "threadpoolctl>=3.1",
     ],
     extras_require={
-        "test": ["pytest>=8", "hypothesis>=6.100", "jax>=0.4"],
+        "test": ["pytest>=8", "hypothesis>=6.100", "jax>=0.4", "optuna>=5.0"],
         "jax": ["jax>=0.4"],
+        "sweep": ["optuna>=5.0"],
         "dev": ["ruff>=0.6"],
     },
     entry_points={"console_scripts": ["trainkit=trainkit.cli:main"]},

@@ -23,27 +23,23 @@ import logging
 import os
 import re
 import sys
-import tempfile
 import time
 import tomllib
 from pathlib import Path
 
 import click
 import numpy as np
-import pytensor
 from tqdm.auto import tqdm
 
 from .. import __version__
 from ..training.assembly import DEFAULT_LEARNING_RATE
-from ..training.signals import stop_on_signals
-from . import config, evaluate, files, introspect, plotting
-from .files import DataError
+from . import config, evaluate, files, introspect, plotting, run
 from .introspect import value_text
 
 __all__ = ["cli", "main"]
 
 #: what a run directory holds
-RUN_FILES = ("config.toml", "metrics.csv", "metrics.jsonl", "checkpoint.npz", "model.npz")
+RUN_FILES = run.RUN_FILES
 
 
 class UserError(click.ClickException):
@@ -153,13 +149,6 @@ def _load_config(path, example, overrides):
     return config.load(path, example, overrides)
 
 
-def _data_error(cfg, error):
-    """A DataError from a ``[data]`` section, naming the config key it concerns."""
-    if error.key is None:
-        return UserError(str(error))
-    return UserError(f"{cfg.where('data', error.key)}: {error}")
-
-
 def _new_run_dir(run_dir, name):
     """The run directory: ``run_dir`` if it holds no run, else ``runs/NAME[-N]``."""
     if run_dir is not None:
@@ -193,30 +182,6 @@ def _compare_for_resume(saved, cfg):
                     f"{a.get(key, '(not set)')!r} in the run's config.toml; when resuming only "
                     f"{', '.join(f'training.{k}' for k in config.RESUMABLE)} may change"
                 )
-
-
-class _Clock:
-    """A trainer callback noting when the first update is done (compiling included)."""
-
-    first = None
-
-    def on_update(self, trainer):
-        if self.first is None:
-            self.first = time.monotonic()
-
-
-def _score_line(net, valid, held_out):
-    """``'held-out accuracy 0.9722 (360 examples)'`` for the final model."""
-    score = net.score(*valid)
-    what = "accuracy" if type(net).__name__ == "Classifier" else "R²"
-    where = "held-out" if held_out else "training-data"
-    return f"{where} {what} {score:.4f} ({len(valid[0])} examples)", score
-
-
-def _sizes(net):
-    layers = [f"{net.input_name}({net.n_in})"]
-    layers += [f"{layer.name} {layer.form}({layer.size})" for layer in net.layers]
-    return " -> ".join(layers)
 
 
 # -- train --------------------------------------------------------------------------
@@ -275,97 +240,9 @@ def train(config_path, example, overrides, run_dir, resume):
         cfg = _load_config(config_path, example, overrides)
         name = example or Path(config_path).stem
         run_dir = _new_run_dir(run_dir, name)
-    if not cfg.data:
-        raise UserError(f'{cfg.source}: [data]: missing; training needs train = "file" or builtin')
-
-    with config.backend(cfg.mode):
-        net = cfg.network()
-        cfg.check_training(net.graph())
-        with tempfile.TemporaryDirectory(prefix="trainkit-split-") as scratch:
-            try:
-                data = files.load(cfg.data, cfg.kind, scratch)
-                for arrays in (data.train, data.valid):
-                    if arrays is not None:
-                        arrays[0] = files.fit_input(arrays[0], net.n_in, net.is_recurrent)
-            except DataError as error:
-                raise _data_error(cfg, error) from error
-            _train(cfg, net, data, run_dir, resume, began)
-
-
-def _train(cfg, net, data, run_dir, resume, began):
-    os.makedirs(run_dir, exist_ok=True)
-    (run_dir / "config.toml").write_text(
-        config.dumps(
-            cfg.as_dict(),
-            comments=[
-                f"The resolved configuration of this run (trainkit {__version__}), from",
-                f"{cfg.source}; continue it with: trainkit train --resume --run-dir {run_dir}",
-            ],
-        ),
-        encoding="utf-8",
-    )
-    clock = _Clock()
-    checkpoint = run_dir / "checkpoint.npz"
-    kwargs = cfg.training_kwargs()
-    kwargs.setdefault("progress", "auto")
-    kwargs.setdefault("log", True)
-    kwargs.update(
-        run_dir=os.fspath(run_dir), save_progress=os.fspath(checkpoint), callbacks=[clock]
-    )
-    if resume:
-        kwargs["resume"] = os.fspath(checkpoint)
-    mode = cfg.mode or pytensor.config.mode
-    mode = "PyTensor's default (Numba)" if mode == "Mode" else mode
-    click.echo(f"{cfg.kind} {_sizes(net)}")
-    click.echo(f"data: {data.description}")
-    click.echo(f"run directory: {run_dir}{' (resuming)' if resume else ''}")
-    click.echo(f"compiling with mode {mode} ...")
-    try:
-        pairs = net.itertrain(data.train, data.valid, algo=cfg.algo, **kwargs)
-        with stop_on_signals(net.trainer):
-            for _ in pairs:
-                pass
-    except (ValueError, TypeError) as error:
-        message = str(error)
-        if message.startswith(("train:", "valid:", "train batch", "valid batch")):
-            raise cfg.rephrase("data", error, ["train", "valid"]) from error
-        if message.startswith("resume:"):
-            raise
-        raise cfg.rephrase("training", error, ["algo", *cfg.training]) from error
-    trainer = net.trainer
-    finished = time.monotonic()
-
-    try:
-        plotting.plot_run(run_dir)
-        curves = True
-    except (ValueError, OSError) as error:
-        click.echo(f"curves.png not drawn: {_one_line(error)}", err=True)
-        curves = False
-
-    reason = trainer.stop_reason or ""
-    first = (clock.first or finished) - began
-    timing = f"time {finished - began:.1f} s ({first:.1f} s to the first update: checks, compiling)"
-    if trainer.interrupted:
-        click.echo(
-            f"{reason} after {trainer.step} updates; checkpoint saved; {timing}\n"
-            f"continue with: trainkit train --resume --run-dir {run_dir}"
-        )
-        code = {"SIGINT": 130, "SIGTERM": 143}.get(trainer.interrupted, 1)
-        raise click.exceptions.Exit(code)
-
-    net.save(run_dir / "model.npz")
-    evaluate = data.valid if data.valid is not None else data.train
-    line, _ = _score_line(net, evaluate, data.valid is not None)
-    restored = (
-        f"; parameters of step {trainer.restored_step} (best validation loss)"
-        if trainer.restored_step is not None
-        else ""
-    )
-    click.echo(f"stopped after {trainer.step} updates: {reason}{restored}")
-    click.echo(line)
-    click.echo(timing)
-    files = [f for f in RUN_FILES if (run_dir / f).exists()] + (["curves.png"] if curves else [])
-    click.echo(f"wrote {run_dir}{os.sep}: {', '.join(files)}")
+    result = run.run_config(cfg, run_dir, resume=resume, began=began)
+    if result.interrupted:
+        raise click.exceptions.Exit({"SIGINT": 130, "SIGTERM": 143}.get(result.interrupted, 1))
 
 
 # -- list ---------------------------------------------------------------------------
