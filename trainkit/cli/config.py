@@ -559,6 +559,13 @@ def load_text(text, source="<config>", base_dir=".", overrides=()):
         raise ConfigError(f"{source}: [model]: missing; a config needs [model] with kind, layers")
     _check_model(config)
     _check_data(config)
+    modes = _none(config.model.get("mode")), _none(config.training.get("mode"))
+    if None not in modes and modes[0] != modes[1]:
+        raise config.error(
+            "training",
+            "mode",
+            f"{modes[1]!r} disagrees with model.mode {modes[0]!r}; give the mode once",
+        )
     for key in ("train", "valid"):
         if key in config.data:
             _check_tables(config, "data", key, config.data[key])
