@@ -475,3 +475,21 @@ def test_a_mode_in_both_sections_must_agree(tmp_path):
     result = invoke("train", tmp_path / "run.toml", "--run-dir", tmp_path / "run")
     assert result.exit_code == 2
     assert "training.mode: 'JAX' disagrees with model.mode 'FAST_COMPILE'" in result.stderr
+
+
+def test_threads_flag_limits_blas_for_the_command(tmp_path, monkeypatch):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    seen = []
+    real = cli.files.load
+
+    def spy(*args, **kwargs):
+        seen.extend(info["num_threads"] for info in threadpoolctl.threadpool_info())
+        return real(*args, **kwargs)
+
+    write_data(tmp_path)
+    (tmp_path / "run.toml").write_text(CLASSIFIER)
+    monkeypatch.setattr(cli.files, "load", spy)
+    result = invoke("--threads", 1, "train", tmp_path / "run.toml", "--run-dir", tmp_path / "r")
+    assert result.exit_code == 0, result.stderr
+    assert seen and set(seen) == {1}
+    assert invoke("--threads", 0, "list").exit_code == 2

@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 
 from .. import __version__
 from ..training.assembly import DEFAULT_LEARNING_RATE
+from ..training.threads import limit_threads
 from . import config, evaluate, files, introspect, plotting, run
 from .introspect import value_text
 
@@ -91,8 +92,15 @@ def _handle_errors(function):
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="BLAS/OpenMP/Numba threads for the whole command (1 is the steady choice on a small "
+    "shared machine).",
+)
 @click.version_option(__version__, prog_name="trainkit")
-def cli(debug):
+def cli(debug, threads):
     """Train, inspect and use trainkit models from the shell.
 
     Start with the built-in first run, a recurrent classifier on the UCI
@@ -103,7 +111,9 @@ def cli(debug):
     `trainkit list` shows every optimizer, regularizer, trainer option and
     shipped example; `trainkit COMMAND --help` shows a command's options.
     """
-    click.get_current_context().call_on_close(_show_library_logs())
+    context = click.get_current_context()
+    context.call_on_close(_show_library_logs())
+    context.with_resource(limit_threads(threads))
 
 
 class _LogToStderr(logging.Handler):
