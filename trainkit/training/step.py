@@ -42,6 +42,7 @@ from collections import OrderedDict
 import numpy as np
 import pytensor
 import pytensor.tensor as pt
+from pytensor.graph.replace import clone_replace
 from pytensor.tensor.random.type import RandomGeneratorType
 
 from ..backend import QuietFirstCall, quiet
@@ -184,8 +185,16 @@ class Step:
             )
         else:
             mean = OrderedDict(self.accumulators)
-        clipped, updates = a.apply(mean)
-        apply_flag = finite_flag(pt.constant(0.0, dtype=dtype), clipped.values())
+        # the second half is the assembled one with the accumulated gradients in place
+        # of this batch's: the same clipping, the same optimizer state variables
+        replace = {raw[name]: mean[name] for name in params}
+        own = [var for var in a.updates if var not in a.graph.updates]
+        values = clone_replace(
+            [a.updates[var] for var in own] + list(a.gradients.values()), replace=replace
+        )
+        updates = OrderedDict(zip(own, values[: len(own)], strict=True))
+        clipped = values[len(own) :]
+        apply_flag = finite_flag(pt.constant(0.0, dtype=dtype), clipped)
         guarded = OrderedDict(
             (var, pt.switch(apply_flag, new, var)) for var, new in updates.items()
         )
@@ -194,7 +203,7 @@ class Step:
         guarded[self.weight_sum] = pt.zeros_like(self.weight_sum)
         outputs = [pt.cast(apply_flag, "int8")]
         if monitor_gradients:
-            outputs.append(_grad_norm(clipped.values(), dtype))
+            outputs.append(_grad_norm(clipped, dtype))
         with quiet():
             self._apply = QuietFirstCall(pytensor.function([], outputs, updates=guarded, mode=mode))
 
