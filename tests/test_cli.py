@@ -442,3 +442,54 @@ def test_a_run_that_failed_before_its_first_checkpoint_can_be_run_again(folder):
     result = invoke("train", folder / "run.toml", "--run-dir", failed)
     assert result.exit_code == 0, result.output
     assert (failed / "model.npz").exists()
+
+
+# -- issue 9: runs that fail say so ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("policy", ["skip", "stop"])
+def test_a_diverged_run_exits_1_and_writes_no_model(tmp_path, policy):
+    write_data(tmp_path)
+    config = CLASSIFIER.replace("learning_rate = 0.05", "learning_rate = 1e30")
+    config = config.replace("max_norm = 3\n", "").replace("max_gradient_norm = 5\n", "")
+    (tmp_path / "run.toml").write_text(config + f'nan_policy = "{policy}"\npatience = "none"\n')
+    result = invoke("train", tmp_path / "run.toml", "--run-dir", tmp_path / "run")
+    assert result.exit_code == 1, result.output
+    assert "training diverged" in result.stderr and "no model.npz written" in result.stderr
+    assert not (tmp_path / "run" / "model.npz").exists()
+    assert (tmp_path / "run" / "checkpoint.npz").exists()
+
+
+def test_lr_schedule_cosine_with_max_epochs_is_accepted_in_a_config(tmp_path):
+    write_data(tmp_path)
+    config = CLASSIFIER.replace("max_updates = 12", 'max_epochs = 2\nlr_schedule = "cosine"')
+    (tmp_path / "run.toml").write_text(config)
+    result = invoke("train", tmp_path / "run.toml", "--run-dir", tmp_path / "run")
+    assert result.exit_code == 0, result.stderr
+
+
+def test_a_mode_in_both_sections_must_agree(tmp_path):
+    write_data(tmp_path)
+    config = CLASSIFIER.replace("seed = 1", 'seed = 1\nmode = "FAST_COMPILE"')
+    (tmp_path / "run.toml").write_text(config + 'mode = "JAX"\n')
+    result = invoke("train", tmp_path / "run.toml", "--run-dir", tmp_path / "run")
+    assert result.exit_code == 2
+    assert "training.mode: 'JAX' disagrees with model.mode 'FAST_COMPILE'" in result.stderr
+
+
+def test_threads_flag_limits_blas_for_the_command(tmp_path, monkeypatch):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    seen = []
+    real = cli.files.load
+
+    def spy(*args, **kwargs):
+        seen.extend(info["num_threads"] for info in threadpoolctl.threadpool_info())
+        return real(*args, **kwargs)
+
+    write_data(tmp_path)
+    (tmp_path / "run.toml").write_text(CLASSIFIER)
+    monkeypatch.setattr(cli.files, "load", spy)
+    result = invoke("--threads", 1, "train", tmp_path / "run.toml", "--run-dir", tmp_path / "r")
+    assert result.exit_code == 0, result.stderr
+    assert seen and set(seen) == {1}
+    assert invoke("--threads", 0, "list").exit_code == 2

@@ -6,8 +6,8 @@ import re
 import numpy as np
 import pytest
 
+from trainkit.data import ArraySpec, Dataset, check_arrays
 from trainkit.data import arrays as data_module
-from trainkit.data.arrays import ArraySpec, Dataset, check_arrays
 
 X = ArraySpec("x", ndim=2, features=8)
 Y = ArraySpec("y", ndim=1, kind="int", low=0, high=9)
@@ -615,12 +615,15 @@ def test_bad_arguments():
         Dataset([x[:0]])
     with raises(ValueError, "train: arrays have different lengths: [0] 4, [1] 3"):
         Dataset([x, x[:3]])
+    # Python lists of numbers are array data (issue 9), so the lengths disagree
+    with raises(ValueError, "train: arrays have different lengths: [0] 4, [1] 2"):
+        Dataset([x, [1, 2]])
     with raises(
         TypeError,
         "train: a list source holds arrays [x, y, ...] or batches (lists of "
-        "arrays); got items of types list, ndarray",
+        "arrays); got items of types list, str",
     ):
-        Dataset([x, [1, 2]])
+        Dataset([["a"], "b"])
     for source, kind in [(3, "int"), ({"x": x}, "dict"), ("x.npy", "str")]:
         with raises(
             TypeError,
@@ -628,3 +631,14 @@ def test_bad_arguments():
             f"batches or an iterable of batches; got {kind}",
         ):
             Dataset(source)
+
+
+def test_nested_python_lists_are_array_data_not_batches():
+    # issue 9: [X.tolist(), y.tolist()] was read as an iterable of 64 batches
+    x = np.arange(12.0).reshape(6, 2)
+    y = [0, 1, 2, 0, 1, 2]
+    data = Dataset([x.tolist(), y], batch_size=4, shuffle=False)
+    assert data.kind == "arrays" and data.n_examples == 6
+    xb, yb = data.next_batch()
+    np.testing.assert_array_equal(xb, x[:4])
+    np.testing.assert_array_equal(yb, y[:4])

@@ -18,32 +18,24 @@ checkpoint and exits with 128 + the signal number (130, 143).
 """
 
 import functools
-import json
 import logging
-import os
-import re
 import sys
-import tempfile
 import time
 import tomllib
 from pathlib import Path
 
 import click
 import numpy as np
-import pytensor
 from tqdm.auto import tqdm
 
 from .. import __version__
-from ..training.assembly import DEFAULT_LEARNING_RATE
-from ..training.signals import stop_on_signals
-from . import config, evaluate, files, introspect, plotting
-from .files import DataError
-from .introspect import value_text
+from ..training.threads import limit_threads
+from . import config, evaluate, files, plotting, run
 
 __all__ = ["cli", "main"]
 
 #: what a run directory holds
-RUN_FILES = ("config.toml", "metrics.csv", "metrics.jsonl", "checkpoint.npz", "model.npz")
+RUN_FILES = run.RUN_FILES
 
 
 class UserError(click.ClickException):
@@ -95,8 +87,15 @@ def _handle_errors(function):
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="BLAS/OpenMP/Numba threads for the whole command (1 is the steady choice on a small "
+    "shared machine).",
+)
 @click.version_option(__version__, prog_name="trainkit")
-def cli(debug):
+def cli(debug, threads):
     """Train, inspect and use trainkit models from the shell.
 
     Start with the built-in first run, a recurrent classifier on the UCI
@@ -107,7 +106,9 @@ def cli(debug):
     `trainkit list` shows every optimizer, regularizer, trainer option and
     shipped example; `trainkit COMMAND --help` shows a command's options.
     """
-    click.get_current_context().call_on_close(_show_library_logs())
+    context = click.get_current_context()
+    context.call_on_close(_show_library_logs())
+    context.with_resource(limit_threads(threads))
 
 
 class _LogToStderr(logging.Handler):
@@ -153,13 +154,6 @@ def _load_config(path, example, overrides):
     return config.load(path, example, overrides)
 
 
-def _data_error(cfg, error):
-    """A DataError from a ``[data]`` section, naming the config key it concerns."""
-    if error.key is None:
-        return UserError(str(error))
-    return UserError(f"{cfg.where('data', error.key)}: {error}")
-
-
 def _new_run_dir(run_dir, name):
     """The run directory: ``run_dir`` if it holds no run, else ``runs/NAME[-N]``."""
     if run_dir is not None:
@@ -193,30 +187,6 @@ def _compare_for_resume(saved, cfg):
                     f"{a.get(key, '(not set)')!r} in the run's config.toml; when resuming only "
                     f"{', '.join(f'training.{k}' for k in config.RESUMABLE)} may change"
                 )
-
-
-class _Clock:
-    """A trainer callback noting when the first update is done (compiling included)."""
-
-    first = None
-
-    def on_update(self, trainer):
-        if self.first is None:
-            self.first = time.monotonic()
-
-
-def _score_line(net, valid, held_out):
-    """``'held-out accuracy 0.9722 (360 examples)'`` for the final model."""
-    score = net.score(*valid)
-    what = "accuracy" if type(net).__name__ == "Classifier" else "R²"
-    where = "held-out" if held_out else "training-data"
-    return f"{where} {what} {score:.4f} ({len(valid[0])} examples)", score
-
-
-def _sizes(net):
-    layers = [f"{net.input_name}({net.n_in})"]
-    layers += [f"{layer.name} {layer.form}({layer.size})" for layer in net.layers]
-    return " -> ".join(layers)
 
 
 # -- train --------------------------------------------------------------------------
@@ -275,258 +245,9 @@ def train(config_path, example, overrides, run_dir, resume):
         cfg = _load_config(config_path, example, overrides)
         name = example or Path(config_path).stem
         run_dir = _new_run_dir(run_dir, name)
-    if not cfg.data:
-        raise UserError(f'{cfg.source}: [data]: missing; training needs train = "file" or builtin')
-
-    with config.backend(cfg.mode):
-        net = cfg.network()
-        cfg.check_training(net.graph())
-        with tempfile.TemporaryDirectory(prefix="trainkit-split-") as scratch:
-            try:
-                data = files.load(cfg.data, cfg.kind, scratch)
-                for arrays in (data.train, data.valid):
-                    if arrays is not None:
-                        arrays[0] = files.fit_input(arrays[0], net.n_in, net.is_recurrent)
-            except DataError as error:
-                raise _data_error(cfg, error) from error
-            _train(cfg, net, data, run_dir, resume, began)
-
-
-def _train(cfg, net, data, run_dir, resume, began):
-    os.makedirs(run_dir, exist_ok=True)
-    (run_dir / "config.toml").write_text(
-        config.dumps(
-            cfg.as_dict(),
-            comments=[
-                f"The resolved configuration of this run (trainkit {__version__}), from",
-                f"{cfg.source}; continue it with: trainkit train --resume --run-dir {run_dir}",
-            ],
-        ),
-        encoding="utf-8",
-    )
-    clock = _Clock()
-    checkpoint = run_dir / "checkpoint.npz"
-    kwargs = cfg.training_kwargs()
-    kwargs.setdefault("progress", "auto")
-    kwargs.setdefault("log", True)
-    kwargs.update(
-        run_dir=os.fspath(run_dir), save_progress=os.fspath(checkpoint), callbacks=[clock]
-    )
-    if resume:
-        kwargs["resume"] = os.fspath(checkpoint)
-    mode = cfg.mode or pytensor.config.mode
-    mode = "PyTensor's default (Numba)" if mode == "Mode" else mode
-    click.echo(f"{cfg.kind} {_sizes(net)}")
-    click.echo(f"data: {data.description}")
-    click.echo(f"run directory: {run_dir}{' (resuming)' if resume else ''}")
-    click.echo(f"compiling with mode {mode} ...")
-    try:
-        pairs = net.itertrain(data.train, data.valid, algo=cfg.algo, **kwargs)
-        with stop_on_signals(net.trainer):
-            for _ in pairs:
-                pass
-    except (ValueError, TypeError) as error:
-        message = str(error)
-        if message.startswith(("train:", "valid:", "train batch", "valid batch")):
-            raise cfg.rephrase("data", error, ["train", "valid"]) from error
-        if message.startswith("resume:"):
-            raise
-        raise cfg.rephrase("training", error, ["algo", *cfg.training]) from error
-    trainer = net.trainer
-    finished = time.monotonic()
-
-    try:
-        plotting.plot_run(run_dir)
-        curves = True
-    except (ValueError, OSError) as error:
-        click.echo(f"curves.png not drawn: {_one_line(error)}", err=True)
-        curves = False
-
-    reason = trainer.stop_reason or ""
-    first = (clock.first or finished) - began
-    timing = f"time {finished - began:.1f} s ({first:.1f} s to the first update: checks, compiling)"
-    if trainer.interrupted:
-        click.echo(
-            f"{reason} after {trainer.step} updates; checkpoint saved; {timing}\n"
-            f"continue with: trainkit train --resume --run-dir {run_dir}"
-        )
-        code = {"SIGINT": 130, "SIGTERM": 143}.get(trainer.interrupted, 1)
-        raise click.exceptions.Exit(code)
-
-    net.save(run_dir / "model.npz")
-    evaluate = data.valid if data.valid is not None else data.train
-    line, _ = _score_line(net, evaluate, data.valid is not None)
-    restored = (
-        f"; parameters of step {trainer.restored_step} (best validation loss)"
-        if trainer.restored_step is not None
-        else ""
-    )
-    click.echo(f"stopped after {trainer.step} updates: {reason}{restored}")
-    click.echo(line)
-    click.echo(timing)
-    files = [f for f in RUN_FILES if (run_dir / f).exists()] + (["curves.png"] if curves else [])
-    click.echo(f"wrote {run_dir}{os.sep}: {', '.join(files)}")
-
-
-# -- list ---------------------------------------------------------------------------
-
-
-def _first_line(obj):
-    import inspect
-
-    doc = inspect.getdoc(obj) or ""
-    line = doc.strip().splitlines()[0].rstrip(".") if doc.strip() else ""
-    return re.sub(r":\w+:`([^`]*)`", r"\1", line).replace("``", "")
-
-
-LISTS = ("optimizers", "regularizers", "options", "layers", "examples")
-
-
-@cli.command(name="list")
-@click.argument("what", required=False, type=click.Choice(["all", *LISTS]), default="all")
-@_handle_errors
-def list_(what):
-    """List optimizers, regularizers, trainer options, layer vocabulary and examples.
-
-    Every name is a key of a config's [training] (or [model]) section, with
-    its default. WHAT narrows the list to one part.
-    """
-    import regularizers
-
-    from .. import layers, optimizers
-    from ..layers import activations
-    from ..models import losses
-    from ..optimizers.registry import lookup
-    from ..training import options
-
-    parts = LISTS if what == "all" else (what,)
-    blocks = []
-    if "optimizers" in parts:
-        lines = [
-            "optimizers  (training.algo = NAME, default rmsprop; hyperparameters are [training] "
-            f"keys; learning_rate defaults to {DEFAULT_LEARNING_RATE:g} for every algorithm)"
-        ]
-        for name in optimizers.names():
-            lines.append(f"  {name:<18} {_first_line(lookup(name))}")
-            hyper = optimizers.hyperparameters(name)
-            if "learning_rate" in hyper:
-                hyper["learning_rate"] = DEFAULT_LEARNING_RATE
-            shown = " ".join(f"{k}={value_text(v)}" for k, v in hyper.items()) or "(none)"
-            lines.append(f"  {'':<18} {shown}")
-        blocks.append(lines)
-    if "regularizers" in parts:
-        lines = [
-            "regularizers  ([training] NAME = weight, or NAME = {weight = ..., pattern = ...})"
-        ]
-        canonical = list(dict.fromkeys(regularizers.canonical(n) for n in regularizers.names()))
-        titles = {}
-        for name in canonical:
-            aliases = regularizers.aliases(name)
-            titles[name] = name + (f" (alias {', '.join(aliases)})" if aliases else "")
-        width = max(map(len, titles.values()))
-        for name in canonical:
-            lines.append(f"  {titles[name]:<{width}} {_first_line(regularizers.lookup(name))}")
-            args = " ".join(f"{k}={value_text(v)}" for k, v in regularizers.arguments(name).items())
-            lines.append(f"  {'':<{width}} {args}")
-        blocks.append(lines)
-    if "options" in parts:
-        lines = ["trainer options  ([training] keys)"]
-        for name, option in options.OPTIONS.items():
-            note = " (set by the command line)" if name in config.CLI_OPTIONS else ""
-            default = f"{name} = {value_text(option.default)}"
-            lines.append(f"  {default:<30} {option.doc}{note}")
-        blocks.append(lines)
-    if "layers" in parts:
-        blocks.append(
-            [
-                "layers  ([model] layers = [input size, entry, ...])",
-                f"  kinds        {', '.join(config.KINDS)}",
-                "  entry        SIZE, [SIZE, ACTIVATION], or {size = ..., form = ..., "
-                "activation = ..., name = ..., return_sequences = ...}",
-                f"  forms        {', '.join(layers.forms())}",
-                f"  activations  {', '.join(activations.names())}",
-                f"  losses       {', '.join(losses.names())}",
-            ]
-        )
-    if "examples" in parts:
-        lines = ["examples  (trainkit train --example NAME)"]
-        for name, (path, description) in config.examples().items():
-            lines.append(f"  {name:<10} {description}")
-            lines.append(f"  {'':<10} {path}")
-        blocks.append(lines)
-    click.echo("\n\n".join("\n".join(lines) for lines in blocks))
-
-
-# -- describe -----------------------------------------------------------------------
-
-
-def _network_from(target, example, overrides, mode=None):
-    """A network from a model file, a run directory, a config file or an example."""
-    from ..models import load as load_model
-
-    if example is not None or (target is not None and target.lower().endswith(".toml")):
-        cfg = _load_config(target, example, overrides)
-        return cfg.network(), cfg
-    if target is None:
-        raise UserError("give a model file, a config file, or --example NAME")
-    path = Path(target)
-    if path.is_dir():
-        for name in ("model.npz", "config.toml"):
-            if (path / name).exists():
-                return _network_from(os.fspath(path / name), None, overrides, mode)
-        raise UserError(f"{target}: a directory without model.npz or config.toml")
-    if overrides:
-        raise UserError("--set applies to configs, not to model files")
-    if not path.exists():
-        raise UserError(f"{target}: no such file")
-    net = load_model(path)
-    if mode is not None:
-        net.mode = mode
-    return net, None
-
-
-@cli.command()
-@click.argument("target", metavar="[MODEL_OR_CONFIG]", required=False)
-@click.option("--example", metavar="NAME", help="Describe a shipped example config.")
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a key.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
-@_handle_errors
-def describe(target, example, overrides, as_json):
-    """Show a model's layers, parameter names and shapes, and output names.
-
-    MODEL_OR_CONFIG is a saved model (model.npz), a run directory or a TOML
-    config; nothing is compiled. The names are what regularizer patterns
-    match: parameters LAYER.PARAM (hid1.w), outputs LAYER:OUTPUT (hid1:out).
-    """
-    net, _ = _network_from(target, example, overrides)
-    info = introspect.model_info(net)
-    click.echo(json.dumps(info, indent=2) if as_json else introspect.model_text(info))
-
-
-# -- explain ------------------------------------------------------------------------
-
-
-@cli.command()
-@click.argument("config_path", metavar="[CONFIG]", required=False)
-@click.option("--example", metavar="NAME", help="Explain a shipped example config.")
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a key.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
-@_handle_errors
-def explain(config_path, example, overrides, as_json):
-    """Show what each regularizer, constraint and clip in a config will touch.
-
-    A dry run: the model is built but nothing is compiled or trained. For
-    each regularizer: the parameters or outputs it selects and how it acts
-    (loss penalty, training-graph noise/dropout, gradient clipping, update
-    constraint); then which of them apply to each parameter and output.
-    """
-    cfg = _load_config(config_path, example, overrides)
-    with config.backend(cfg.mode):
-        net = cfg.network()
-        info = introspect.explain_info(cfg, net)
-    click.echo(
-        json.dumps(info, indent=2, default=str) if as_json else introspect.explain_text(info)
-    )
+    result = run.run_config(cfg, run_dir, resume=resume, began=began)
+    if result.interrupted:
+        raise click.exceptions.Exit({"SIGINT": 130, "SIGTERM": 143}.get(result.interrupted, 1))
 
 
 # -- predict, plot -------------------------------------------------------------------

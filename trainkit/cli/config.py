@@ -37,20 +37,15 @@ trainkit.cli.config.ConfigError: run.toml: training.weight_l22: unknown keyword 
 
 import contextlib
 import copy
-import json
-import math
-import numbers
 import os
-import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from regularizers.errors import ArgumentError, closest_hint, unknown
 
 from ..training import options
+from .toml import NONE, dumps
 
 __all__ = [
     "ConfigError",
@@ -110,7 +105,6 @@ RESUMABLE += ("progress", "log")
 KINDS = ("Regressor", "Classifier", "Autoencoder")
 BUILTIN = ("digits",)
 EXAMPLES_DIR = Path(__file__).parent / "examples"
-NONE = "none"
 
 
 class ConfigError(ValueError):
@@ -139,63 +133,6 @@ def example_path(name):
 
 
 # -- TOML out ---------------------------------------------------------------------
-
-_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
-
-
-def _toml_key(key):
-    return key if _BARE_KEY.match(key) else json.dumps(key, ensure_ascii=False)
-
-
-def _toml_value(value):
-    if value is None:
-        return json.dumps(NONE)
-    if isinstance(value, bool | np.bool_):
-        return "true" if value else "false"
-    if isinstance(value, numbers.Integral):
-        return str(int(value))
-    if isinstance(value, numbers.Real):
-        value = float(value)
-        if math.isnan(value):
-            return "nan"
-        if math.isinf(value):
-            return "inf" if value > 0 else "-inf"
-        return repr(value)
-    if isinstance(value, str | os.PathLike):
-        return json.dumps(os.fspath(value), ensure_ascii=False)
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    if isinstance(value, dict):
-        items = ", ".join(f"{_toml_key(str(k))} = {_toml_value(v)}" for k, v in value.items())
-        return "{" + items + "}"
-    raise TypeError(f"dumps: cannot write {type(value).__name__} {value!r} as TOML")
-
-
-def dumps(sections, comments=()):
-    """TOML text for ``{section: {key: value}}`` (plain values, inline tables).
-
-    ``None`` is written as ``"none"``; ``comments`` become ``#`` lines on top.
-
-    >>> text = dumps({"training": {"algo": "adam", "noise": {"hid1:out": 0.1}, "patience": None}})
-    >>> print(text)
-    [training]
-    algo = "adam"
-    noise = {"hid1:out" = 0.1}
-    patience = "none"
-    <BLANKLINE>
-    >>> tomllib.loads(text)["training"]["noise"]
-    {'hid1:out': 0.1}
-    """
-    lines = [f"# {c}" if c else "#" for c in comments]
-    for name, values in sections.items():
-        if lines:
-            lines.append("")
-        lines.append(f"[{_toml_key(name)}]")
-        lines += [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in values.items()]
-    return "\n".join(lines) + "\n"
-
-
-# -- overrides ------------------------------------------------------------------
 
 
 def parse_override(text):
@@ -559,6 +496,13 @@ def load_text(text, source="<config>", base_dir=".", overrides=()):
         raise ConfigError(f"{source}: [model]: missing; a config needs [model] with kind, layers")
     _check_model(config)
     _check_data(config)
+    modes = _none(config.model.get("mode")), _none(config.training.get("mode"))
+    if None not in modes and modes[0] != modes[1]:
+        raise config.error(
+            "training",
+            "mode",
+            f"{modes[1]!r} disagrees with model.mode {modes[0]!r}; give the mode once",
+        )
     for key in ("train", "valid"):
         if key in config.data:
             _check_tables(config, "data", key, config.data[key])

@@ -8,23 +8,14 @@ selects and which hook it uses.
 import inspect
 import json
 
-import numpy as np
-
 from regularizers.base import Regularizer
 
 from .. import optimizers
+from ..models.summary import model_info, model_text, table  # noqa: F401  (describe)
 from ..training import options
 from . import config
 
-__all__ = [
-    "HOOKS",
-    "model_info",
-    "model_text",
-    "explain_info",
-    "explain_text",
-    "table",
-    "value_text",
-]
+__all__ = ["HOOKS", "explain_info", "explain_text", "value_text"]
 
 
 def value_text(value):
@@ -38,91 +29,6 @@ def value_text(value):
     if isinstance(value, str):
         return json.dumps(value)
     return repr(value)
-
-
-def shape_text(var, net, name):
-    if name == f"{net.input_name}:out":
-        last = net.n_in
-    else:
-        last = var.type.shape[-1] if var.ndim else None
-    axes = {1: ["batch"], 2: ["batch"], 3: ["batch", "time"]}.get(var.ndim, ["?"] * var.ndim)
-    if var.ndim == 1:
-        return "(batch,)"
-    return "(" + ", ".join([*axes, "?" if last is None else str(last)]) + ")"
-
-
-def model_info(net):
-    graph = net.graph()
-    layers = [{"name": net.input_name, "form": "input", "size": net.n_in}]
-    for layer in net.layers:
-        layers.append(
-            {
-                "name": layer.name,
-                "form": layer.form,
-                "size": layer.size,
-                "activation": layer.activation,
-                **layer.config_options,
-            }
-        )
-    params = []
-    for name, p in graph.params.items():
-        shape = list(p.get_value(borrow=True).shape)
-        params.append({"name": name, "shape": shape, "size": int(np.prod(shape))})
-    outputs = []
-    for name, var in graph.outputs.items():
-        tags = []
-        if name == f"{net.input_name}:out":
-            tags.append("input")
-        if name in graph.hidden:
-            tags.append("hidden")
-        if name in graph.recurrent:
-            tags.append("recurrent")
-        if name == net.output_name:
-            tags.append("output")
-        outputs.append({"name": name, "shape": shape_text(var, net, name), "tags": tags})
-    return {
-        "kind": type(net).__name__,
-        "loss": net.loss_name,
-        "dtype": net.dtype,
-        "layers": layers,
-        "parameters": params,
-        "outputs": outputs,
-    }
-
-
-def table(rows, indent="  "):
-    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
-    lines = []
-    for row in rows:
-        cells = [str(c).ljust(w) for c, w in zip(row, widths, strict=True)]
-        lines.append((indent + "  ".join(cells)).rstrip())
-    return lines
-
-
-def model_text(info):
-    total = sum(p["size"] for p in info["parameters"])
-    lines = [f"{info['kind']}: loss {info['loss']}, dtype {info['dtype']}, {total:,} parameters"]
-    lines += ["", "layers"]
-    rows = []
-    for layer in info["layers"]:
-        extra = {k: v for k, v in layer.items() if k not in ("name", "form", "size", "activation")}
-        options = " ".join(f"{k}={json.dumps(v)}" for k, v in extra.items())
-        rows.append(
-            [layer["name"], layer["form"], layer["size"], layer.get("activation", ""), options]
-        )
-    lines += table(rows)
-    lines += ["", "parameters  (patterns of weight_*, max_norm, max_*gradient*; default: ndim > 1)"]
-    lines += table(
-        [[p["name"], "x".join(map(str, p["shape"])), f"{p['size']:,}"] for p in info["parameters"]]
-    )
-    lines += ["", "outputs  (patterns of hidden_*, recurrent_*, noise, dropout, contractive)"]
-    lines += table([[o["name"], o["shape"], " ".join(o["tags"])] for o in info["outputs"]])
-    lines += [
-        "",
-        "Patterns are shell globs over these names, e.g. "
-        'weight_l2 = {weight = 1e-4, pattern = "hid*.w"}.',
-    ]
-    return "\n".join(lines)
 
 
 HOOKS = (

@@ -1,5 +1,7 @@
-"""Training data: array checks (``ArraySpec``) and batching (``Dataset``)."""
+"""Training data: what a model expects (``ArraySpec``), where batches come from
+(:mod:`~trainkit.data.sources`) and the resumable position over them (``Dataset``)."""
 
-from .arrays import ArraySpec, Dataset, check_arrays
+from .arrays import ArraySpec, check_arrays
+from .dataset import Dataset
 
 __all__ = ["ArraySpec", "Dataset", "check_arrays"]

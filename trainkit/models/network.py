@@ -441,6 +441,28 @@ class Network:
         for name, p in self.params.items():
             p.set_value(np.array(arrays[name], copy=True))
 
+    def summary(self):
+        """Layers, parameter shapes and counts, and output names (Keras' ``summary``).
+
+        Returns the report as text, which shows as itself at a prompt; the
+        same report as ``trainkit describe``.
+        """
+        from .summary import Summary, model_info, model_text
+
+        return Summary(model_text(model_info(self)))
+
+    def evaluate(self, x, y=None, weights=None, batch_size=None):
+        """Loss and metrics on held-out data, as a dict (Keras' ``evaluate``).
+
+        ``y`` is the targets (labels for a classifier; none for an
+        autoencoder), ``weights`` optional sample weights. See
+        :func:`trainkit.models.metrics.evaluate_arrays` for the metrics of
+        each kind of model.
+        """
+        from .metrics import evaluate_arrays
+
+        return evaluate_arrays(self, x, y, weights, batch_size=batch_size)
+
     def __repr__(self):
         layers = ", ".join(f"{layer.name}:{layer.form}({layer.size})" for layer in self.layers)
         return f"{type(self).__name__}({self.input_name}({self.n_in}), {layers})"

@@ -13,11 +13,12 @@ the :class:`~trainkit.Trainer` and the command line all go through
    the base loss is moved onto it.
 4. The training loss is :math:`\mathcal{L} = \mathcal{L}_0 + \sum_r w_r
    \mathcal{L}_r` over regularizers that have a penalty.
-5. Gradients are taken. :meth:`Assembly.apply` is the second half of the
-   step, a function of *any* gradient expressions: gradient modifiers
-   (clipping), the optimizer, then update modifiers (norm constraints). The
-   one-function step applies it to the gradients of step 5; the split step
-   (gradient accumulation, data parallel) to accumulated or all-reduced ones.
+5. Gradients are taken (``raw_gradients``) and :meth:`Assembly.apply` makes
+   the second half of the step from them: gradient modifiers (clipping), the
+   optimizer, then update modifiers (norm constraints). The split step
+   (gradient accumulation, data parallel; :mod:`trainkit.training.step`)
+   substitutes accumulated or all-reduced gradients for ``raw_gradients`` in
+   that same graph, so both steps share the optimizer's state variables.
 """
 
 import contextlib

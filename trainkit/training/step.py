@@ -43,7 +43,7 @@ from collections import OrderedDict
 import numpy as np
 import pytensor
 import pytensor.tensor as pt
-from pytensor.graph.replace import graph_replace
+from pytensor.graph.replace import clone_replace
 from pytensor.tensor.random.type import RandomGeneratorType
 
 from ..backend import QuietFirstCall, quiet
@@ -62,34 +62,6 @@ def finite_flag(loss, gradients):
     for g in gradients:
         total = total + pt.cast(pt.sum(g), loss.dtype)
     return pt.isfinite(total)
-
-
-def _onto_state(applied, own):
-    """The apply half's updates, moved onto the assembly's own optimizer state.
-
-    :meth:`Assembly.apply` builds the optimizer afresh, with new state
-    variables of the same names; the step must update the ones the trainer
-    checkpoints (and a resumed run has restored), so every new state variable
-    is replaced by its namesake among ``own`` (the assembly's updates).
-    """
-    clipped, updates = applied
-    by_name = {var.name: var for var in own}
-    replace = {}
-    for var in updates:
-        mine = by_name.get(var.name)
-        if mine is None or (mine is not var and mine.type != var.type):
-            raise ValueError(
-                f"Step: the apply half updates {var.name or var}, which the assembled step "
-                f"does not (state variables must be named, as in the assembly)"
-            )
-        if mine is not var:
-            replace[var] = mine
-    if not replace:
-        return clipped, updates
-    values = graph_replace(list(updates.values()), replace, strict=False)
-    return clipped, OrderedDict(
-        (replace.get(var, var), value) for var, value in zip(updates, values, strict=True)
-    )
 
 
 def _grad_norm(gradients, dtype):
@@ -128,9 +100,6 @@ class Step:
     weighted : bool
         Accumulate batch-weighted gradients (needed when more than one
         batch or process makes an update).
-    hyperparameters : dict, optional
-        The optimizer's hyperparameters as the assembly was built with them
-        (the trainer's shared learning rate), for the apply half.
     """
 
     def __init__(
@@ -146,7 +115,6 @@ class Step:
         monitor_gradients=False,
         communicator=None,
         weighted=False,
-        hyperparameters=None,
     ):
         a = assembly
         self.assembly = a
@@ -221,8 +189,16 @@ class Step:
             )
         else:
             mean = OrderedDict(self.accumulators)
-        clipped, updates = _onto_state(a.apply(mean, hyperparameters), a.updates)
-        apply_flag = finite_flag(pt.constant(0.0, dtype=dtype), clipped.values())
+        # the second half is the assembled one with the accumulated gradients in place
+        # of this batch's: the same clipping, the same optimizer state variables
+        replace = {raw[name]: mean[name] for name in params}
+        own = [var for var in a.updates if var not in a.graph.updates]
+        values = clone_replace(
+            [a.updates[var] for var in own] + list(a.gradients.values()), replace=replace
+        )
+        updates = OrderedDict(zip(own, values[: len(own)], strict=True))
+        clipped = values[len(own) :]
+        apply_flag = finite_flag(pt.constant(0.0, dtype=dtype), clipped)
         guarded = OrderedDict(
             (var, pt.switch(apply_flag, new, var)) for var, new in updates.items()
         )
@@ -231,7 +207,7 @@ class Step:
         guarded[self.weight_sum] = pt.zeros_like(self.weight_sum)
         outputs = [pt.cast(apply_flag, "int8")]
         if monitor_gradients:
-            outputs.append(_grad_norm(clipped.values(), dtype))
+            outputs.append(_grad_norm(clipped, dtype))
         with quiet():
             self._apply = QuietFirstCall(pytensor.function([], outputs, updates=guarded, mode=mode))
 

@@ -88,7 +88,7 @@ from pytensor.tensor.random.type import RandomGeneratorType
 import regularizers
 
 from .. import distributed
-from ..data.arrays import Dataset
+from ..data.dataset import Dataset
 from ..distributed import training as distributed_training
 from . import checkpoints, monitors, schedules
 from .assembly import assemble, floatx_of
@@ -411,7 +411,6 @@ class Trainer:
             monitor_gradients=o.monitor_gradients,
             communicator=self.communicator,
             weighted=weighted,
-            hyperparameters=self.hyperparameters,
         )
         self.train_names = [self.loss_name if n == "base" else n for n in self._step.names]
         self._valid_fn, names = validation_function(

@@ -1,0 +1,270 @@
+"""Run one config into one run directory: what ``trainkit train`` and every sweep trial do.
+
+A run directory holds the resolved ``config.toml``, ``metrics.csv``,
+``checkpoint.npz``, ``model.npz`` and ``curves.png``; ``trainkit train
+--resume --run-dir DIR``, ``plot``, ``describe`` and ``predict`` work on any
+of them, a sweep trial's included.
+
+:func:`prepare` builds the model and checks ``[training]`` against it
+(nothing compiles); :func:`run_config` loads the data, trains and writes the
+directory, and returns a :class:`RunResult`. Neither exits the process: the
+``train`` command turns an interrupted run into exit status 130/143, a sweep
+worker into a stopped sweep.
+"""
+
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import click
+import numpy as np
+import pytensor
+
+from regularizers.errors import ArgumentError
+
+from .. import __version__
+from ..training.signals import stop_on_signals
+from . import config, files, plotting
+from .files import DataError
+
+__all__ = ["RUN_FILES", "RunResult", "TrainingDiverged", "prepare", "run_config"]
+
+#: what a run directory holds
+RUN_FILES = ("config.toml", "metrics.csv", "metrics.jsonl", "checkpoint.npz", "model.npz")
+
+
+class TrainingDiverged(FloatingPointError):
+    """A run that diverged: the command line exits 1 and writes no model."""
+
+
+@dataclass
+class RunResult:
+    """What one run did.
+
+    Attributes
+    ----------
+    run_dir : Path
+    net : trainkit.models.Network
+        The trained model (best validated parameters when ``restore_best``).
+    trainer : trainkit.Trainer
+    stop_reason : str
+        Why training ended (``"pruned at step 40: ..."`` when a callback stopped it).
+    interrupted : str or None
+        ``'SIGINT'`` or ``'SIGTERM'`` when a signal ended the run (then no model.npz).
+    score : float or None
+        Held-out accuracy (Classifier) or R² of the final model.
+    files : list of str
+        What the run directory holds.
+    """
+
+    run_dir: Path
+    net: object
+    trainer: object
+    stop_reason: str
+    interrupted: str | None = None
+    score: float | None = None
+    files: list = field(default_factory=list)
+
+
+class _Clock:
+    """A trainer callback noting when the first update is done (compiling included)."""
+
+    first = None
+
+    def on_update(self, trainer):
+        if self.first is None:
+            self.first = time.monotonic()
+
+
+def _one_line(error):
+    """The message of a library exception, as one line."""
+    if isinstance(error, OSError) and error.filename is not None and error.strerror:
+        return f"{error.filename}: {error.strerror[0].lower()}{error.strerror[1:]}"
+    text = str(error) or type(error).__name__
+    return " ".join(text.split())
+
+
+def _score_line(net, valid, held_out):
+    """``'held-out accuracy 0.9722 (360 examples)'`` for the final model."""
+    score = net.score(*valid)
+    what = "accuracy" if type(net).__name__ == "Classifier" else "R²"
+    where = "held-out" if held_out else "training-data"
+    return f"{where} {what} {score:.4f} ({len(valid[0])} examples)", score
+
+
+def _sizes(net):
+    layers = [f"{net.input_name}({net.n_in})"]
+    layers += [f"{layer.name} {layer.form}({layer.size})" for layer in net.layers]
+    return " -> ".join(layers)
+
+
+def _quiet(*args, **kwargs):
+    pass
+
+
+def prepare(cfg):
+    """Build ``cfg``'s model and check ``[training]`` against it; nothing compiles.
+
+    Returns the network. Raises :class:`~trainkit.cli.config.ConfigError`
+    (one line naming the file and key) for a bad config.
+    """
+    if not cfg.data:
+        raise config.ConfigError(
+            f'{cfg.source}: [data]: missing; training needs train = "file" or builtin'
+        )
+    with config.backend(cfg.mode):
+        net = cfg.network()
+        cfg.check_training(net.graph())
+    return net
+
+
+def run_config(
+    cfg, run_dir, resume=False, callbacks=(), echo=click.echo, began=None, net=None, log=True
+):
+    """Train ``cfg`` into ``run_dir``; return a :class:`RunResult`.
+
+    Parameters
+    ----------
+    cfg : trainkit.cli.config.Config
+    run_dir : str or Path
+        Created if missing; its ``config.toml`` is (re)written.
+    resume : bool
+        Continue from ``run_dir/checkpoint.npz``.
+    callbacks : sequence
+        Extra trainer callbacks (after the run's own). One may end training
+        early through :func:`trainkit.tuning.stop`; the run then ends like
+        one that reached its limit (final checkpoint, model.npz, score).
+    echo : callable or None
+        Where the run's report lines go (None: nowhere).
+    began : float, optional
+        ``time.monotonic()`` when the command started (default: now).
+    net : Network, optional
+        The model :func:`prepare` built (built here if not given).
+    log : bool
+        Default of ``[training] log`` and ``progress`` (the per-validation
+        lines and the progress bar); a config's own setting wins.
+
+    Raises
+    ------
+    ConfigError, DataError-derived ConfigError
+        A bad config or bad data (one line).
+    FloatingPointError
+        A non-finite loss under ``nan_policy = "raise"``.
+    """
+    began = time.monotonic() if began is None else began
+    echo = echo or _quiet
+    run_dir = Path(run_dir)
+    if net is None:
+        net = prepare(cfg)
+    with config.backend(cfg.mode):
+        with tempfile.TemporaryDirectory(prefix="trainkit-split-") as scratch:
+            try:
+                data = files.load(cfg.data, cfg.kind, scratch)
+                for arrays in (data.train, data.valid):
+                    if arrays is not None:
+                        arrays[0] = files.fit_input(arrays[0], net.n_in, net.is_recurrent)
+            except DataError as error:
+                raise _data_error(cfg, error) from error
+            return _train(cfg, net, data, run_dir, resume, began, callbacks, echo, log)
+
+
+def _data_error(cfg, error):
+    """A DataError from a ``[data]`` section, naming the config key it concerns."""
+    if error.key is None:
+        return config.ConfigError(str(error))
+    return config.ConfigError(f"{cfg.where('data', error.key)}: {error}")
+
+
+def _write_config(cfg, run_dir):
+    (run_dir / "config.toml").write_text(
+        config.dumps(
+            cfg.as_dict(),
+            comments=[
+                f"The resolved configuration of this run (trainkit {__version__}), from",
+                f"{cfg.source}; continue it with: trainkit train --resume --run-dir {run_dir}",
+            ],
+        ),
+        encoding="utf-8",
+    )
+
+
+def _train(cfg, net, data, run_dir, resume, began, callbacks, echo, log):
+    os.makedirs(run_dir, exist_ok=True)
+    _write_config(cfg, run_dir)
+    clock = _Clock()
+    checkpoint = run_dir / "checkpoint.npz"
+    kwargs = cfg.training_kwargs()
+    kwargs.setdefault("progress", "auto" if log else False)
+    kwargs.setdefault("log", log)
+    kwargs.update(
+        run_dir=os.fspath(run_dir),
+        save_progress=os.fspath(checkpoint),
+        callbacks=[clock, *callbacks],
+    )
+    if resume:
+        kwargs["resume"] = os.fspath(checkpoint)
+    mode = cfg.mode or pytensor.config.mode
+    mode = "PyTensor's default (Numba)" if mode == "Mode" else mode
+    echo(f"{cfg.kind} {_sizes(net)}")
+    echo(f"data: {data.description}")
+    echo(f"run directory: {run_dir}{' (resuming)' if resume else ''}")
+    echo(f"compiling with mode {mode} ...")
+    try:
+        pairs = net.itertrain(data.train, data.valid, algo=cfg.algo, **kwargs)
+        with stop_on_signals(net.trainer):  # the command line owns the process's signals
+            for _ in pairs:
+                pass
+    except ArgumentError as error:
+        # which section the argument belongs to decides how the message names it
+        if error.argument.split()[0] in ("train", "valid"):
+            raise cfg.rephrase("data", error) from error
+        raise cfg.rephrase("training", error) from error
+    trainer = net.trainer
+    finished = time.monotonic()
+
+    try:
+        plotting.plot_run(run_dir)
+        curves = True
+    except (ValueError, OSError) as error:
+        echo(f"curves.png not drawn: {_one_line(error)}", err=True)
+        curves = False
+
+    reason = trainer.stop_reason or ""
+    first = (clock.first or finished) - began
+    timing = f"time {finished - began:.1f} s ({first:.1f} s to the first update: checks, compiling)"
+    result = RunResult(run_dir, net, trainer, reason, trainer.interrupted)
+    if trainer.interrupted:
+        echo(
+            f"{reason} after {trainer.step} updates; checkpoint saved; {timing}\n"
+            f"continue with: trainkit train --resume --run-dir {run_dir}"
+        )
+        result.files = [f for f in RUN_FILES if (run_dir / f).exists()]
+        return result
+
+    evaluate = data.valid if data.valid is not None else data.train
+    predictions_finite = bool(np.all(np.isfinite(net.predict(evaluate[0]))))
+    if trainer.diverged or not predictions_finite:
+        why = reason if trainer.diverged else "the model's predictions are not finite"
+        result.files = [f for f in RUN_FILES if (run_dir / f).exists()]
+        raise TrainingDiverged(
+            f"training diverged after {trainer.step} updates: {why}; no model.npz written "
+            f"(the checkpoint of the last state is in {run_dir}; a smaller learning_rate or "
+            f"max_gradient_norm usually helps)"
+        )
+    net.save(run_dir / "model.npz")
+    line, result.score = _score_line(net, evaluate, data.valid is not None)
+    restored = (
+        f"; parameters of step {trainer.restored_step} (best validation loss)"
+        if trainer.restored_step is not None
+        else ""
+    )
+    echo(f"stopped after {trainer.step} updates: {reason}{restored}")
+    echo(line)
+    echo(timing)
+    result.files = [f for f in RUN_FILES if (run_dir / f).exists()] + (
+        ["curves.png"] if curves else []
+    )
+    echo(f"wrote {run_dir}{os.sep}: {', '.join(result.files)}")
+    return result
