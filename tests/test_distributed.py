@@ -138,6 +138,20 @@ def test_the_command_line_finds_its_launcher_in_the_environment():
     with pytest.raises(RuntimeError), cli.abort_on_error(None):
         raise RuntimeError("one process: the error itself")
 
+    class Aborted(Exception):
+        pass
+
+    class Group(Identity):
+        size = 2
+
+        def abort(self, code=1):
+            raise Aborted(code)
+
+    with pytest.raises(Aborted), cli.abort_on_error(Group()):
+        raise RuntimeError("on one process of two: the job ends")
+    with pytest.raises(ValueError), cli.abort_on_error(Group(), expected=(ValueError,)):
+        raise ValueError("raised alike everywhere: passes through")
+
 
 def test_accumulated_updates_advance_the_optimizer_state_the_checkpoint_holds():
     """The apply half updates the assembly's own optimizer state and shared learning

@@ -82,16 +82,17 @@ def agreed(comm, compute):
 
 
 @contextlib.contextmanager
-def abort_on_error(comm):
+def abort_on_error(comm, expected=()):
     """Run the block; an exception on one process of several aborts the MPI job.
 
-    The exception is printed first (on stderr, with its rank). A clean
-    ``SystemExit`` (click's exit codes) passes through: every process takes
-    the same decisions, so they exit alike.
+    The exception is printed first (on stderr, with its rank). ``SystemExit``
+    (click's exit codes) and the ``expected`` exception types, which every
+    process raises alike (e.g. ``ArgumentError`` from checking the same data
+    and options), pass through as they are.
     """
     try:
         yield
-    except (SystemExit, KeyboardInterrupt):
+    except (SystemExit, KeyboardInterrupt, *expected):
         raise
     except BaseException as error:
         if comm is None or comm.size == 1:
