@@ -105,7 +105,7 @@ def steady(model, updates, mode):
 
     # the bare loop gets the same kind of batches, gathered beforehand: distinct
     # shuffled batches, so the comparison is not flattered by a batch kept in cache
-    function = trainer._train_fn
+    function = trainer._step._step.function  # the compiled one-function step
     size = kwargs["batch_size"]
     order = np.random.default_rng(1).permutation(len(data[0]))
     batches = [

@@ -32,7 +32,7 @@ run sees bitwise the same rates; :meth:`Schedule.config` and
 >>> schedules.build("cosin", 0.1)
 Traceback (most recent call last):
 ...
-ValueError: lr_schedule: unknown schedule 'cosin'; choose from constant, cosine, exponential, plateau, step (closest: cosine)
+regularizers.errors.InvalidArgument: lr_schedule: unknown schedule 'cosin'; choose from constant, cosine, exponential, plateau, step (closest: cosine)
 """  # noqa: E501
 
 import abc
@@ -42,7 +42,7 @@ import numbers
 import operator
 from collections.abc import Mapping
 
-from regularizers.errors import closest_hint, listing, unknown
+from regularizers.errors import InvalidArgument, UnknownArgument, closest_hint, listing, unknown
 
 __all__ = [
     "Constant",
@@ -85,7 +85,9 @@ def _lookup(name, argument):
     try:
         return _SCHEDULES[name]
     except (KeyError, TypeError):
-        raise ValueError(unknown(argument, name, names(), kind="schedule")) from None
+        raise InvalidArgument(
+            argument, unknown(argument, name, names(), kind="schedule")[len(argument) + 2 :], name
+        ) from None
 
 
 def _arguments(cls):
@@ -203,14 +205,15 @@ class Constant(Schedule):
 def _check_keys(argument, name, given, allowed):
     for key in given:
         if key in _COMMON:
-            raise TypeError(
-                f"{argument}: {key!r} is a training option, not a schedule argument; "
-                f"{name} takes {listing(allowed) or 'no arguments'}"
+            raise UnknownArgument(
+                argument,
+                f"{key!r} is a training option, not a schedule argument; "
+                f"{name} takes {listing(allowed) or 'no arguments'}",
             )
         if key not in allowed:
             hint = closest_hint(key, allowed, cutoff=0.6)  # few choices: suggest more freely
             takes = listing(allowed) or "no arguments"
-            raise TypeError(f"{argument}: {name} takes {takes}; got {key!r}{hint}")
+            raise UnknownArgument(argument, f"{name} takes {takes}; got {key!r}{hint}")
 
 
 def build(spec, learning_rate, warmup=0, total_steps=None, argument="lr_schedule"):
@@ -246,7 +249,7 @@ def build(spec, learning_rate, warmup=0, total_steps=None, argument="lr_schedule
     >>> build({"name": "cosine", "min_rate": 1e-5}, 0.1)
     Traceback (most recent call last):
     ...
-    TypeError: lr_schedule: cosine takes total_steps, min_lr; got 'min_rate' (closest: min_lr)
+    regularizers.errors.UnknownArgument: lr_schedule: cosine takes total_steps, min_lr; got 'min_rate' (closest: min_lr)
     """
     if isinstance(spec, Schedule):
         return spec
@@ -257,15 +260,15 @@ def build(spec, learning_rate, warmup=0, total_steps=None, argument="lr_schedule
     elif isinstance(spec, Mapping):
         args = dict(spec)
         if "name" not in args:
-            raise TypeError(
-                f"{argument}: a schedule dict needs a 'name' ({listing(names())}); "
-                f"got {dict(spec)!r}"
+            raise UnknownArgument(
+                argument, f"a schedule dict needs a 'name' ({listing(names())}); got {dict(spec)!r}"
             )
         name = args.pop("name")
     else:
-        raise TypeError(
-            f"{argument}: expected None, a schedule name ({listing(names())}), a dict with a "
-            f"'name', or a Schedule; got {spec!r}"
+        raise UnknownArgument(
+            argument,
+            f"expected None, a schedule name ({listing(names())}), a dict with a "
+            f"'name', or a Schedule; got {spec!r}",
         )
     cls = _lookup(name, argument)
     allowed = _arguments(cls)
@@ -274,22 +277,25 @@ def build(spec, learning_rate, warmup=0, total_steps=None, argument="lr_schedule
         args["total_steps"] = total_steps
     missing = [k for k, d in allowed.items() if d is inspect.Parameter.empty and k not in args]
     if missing == ["total_steps"]:
-        raise TypeError(
-            f"{argument}: {name} needs total_steps, the number of updates (warmup included), "
+        raise UnknownArgument(
+            argument,
+            f"{name} needs total_steps, the number of updates (warmup included), "
             f"and the training length is not known; give the schedule its total_steps, or "
-            f"set max_updates or max_epochs"
+            f"set max_updates or max_epochs",
         )
     if missing:
-        raise TypeError(
-            f"{argument}: {name} needs {' and '.join(missing)}; give the schedule as a table "
-            f"(dict) with name {name!r} and {', '.join(missing)}"
+        raise UnknownArgument(
+            argument,
+            f"{name} needs {' and '.join(missing)}; give the schedule as a table "
+            f"(dict) with name {name!r} and {', '.join(missing)}",
         )
     _real("", "learning_rate:", learning_rate, low=0)
     _count("", "lr_warmup:", warmup, 0)
     try:
         return cls(learning_rate, warmup=warmup, **args)
     except (TypeError, ValueError) as error:
-        raise type(error)(f"{argument}: {error}") from None
+        kind = InvalidArgument if isinstance(error, ValueError) else UnknownArgument
+        raise kind(argument, str(error)) from None
 
 
 def from_config(config):

@@ -265,13 +265,6 @@ def _check_schedule(algo, hyper, options, rate_given):
     if length is None and options.max_epochs is not None:
         length = options.max_epochs * 10**6
     base = float(rate.get_value()) if isinstance(rate, SharedVariable) else rate
-    try:
-        schedules.build(options.lr_schedule, base, warmup=options.lr_warmup, total_steps=length)
-    except (TypeError, ValueError) as error:
-        kind = UnknownArgument if isinstance(error, TypeError) else InvalidArgument
-        raise kind(what, _without_prefix(str(error), what), given) from None
-
-
-def _without_prefix(message, argument):
-    prefix = f"{argument}: "
-    return message[len(prefix) :] if message.startswith(prefix) else message
+    schedules.build(
+        options.lr_schedule, base, warmup=options.lr_warmup, total_steps=length, argument=what
+    )
