@@ -10,9 +10,10 @@ traffic. Three compiled steps, timed alternately in one process:
 - ``unguarded``: the plain updates;
 - ``per-element``: every update wrapped in ``switch(all(isfinite(g)) & ..., new, old)``
   (trainkit before this benchmark);
-- ``one flag``: trainkit's guard, one scalar ``isfinite(loss + sum(g) + ...)``
-  decided from the gradients, then ``switch(flag, new, old)``, which fuses into the
-  update's elementwise loop.
+- ``one flag``: one scalar ``isfinite(loss + sum(g) + ...)`` decided from the
+  gradients, then ``switch(flag, new, old)`` in the update's elementwise loop;
+- ``two halves``: the gradients written to buffers with the flag, then the
+  unguarded update from the buffers, run only when the flag is true.
 """
 
 import argparse
@@ -50,7 +51,9 @@ def main():
             finite = pt.and_(finite, pt.all(pt.isfinite(g)))
         guarded = optimizers.build("adam", grads, params, learning_rate=1e-3)
         steps["per-element"] = pytensor.function(
-            [], loss, updates={v: pt.switch(finite, n, v) for v, n in guarded.items()},
+            [],
+            loss,
+            updates={v: pt.switch(finite, n, v) for v, n in guarded.items()},
             mode=args.mode,
         )
         total = loss
@@ -61,6 +64,25 @@ def main():
         steps["one flag"] = pytensor.function(
             [], loss, updates={v: pt.switch(flag, n, v) for v, n in one.items()}, mode=args.mode
         )
+        buffers = [
+            pytensor.shared(np.zeros_like(p.get_value()), name=f"g{i}")
+            for i, p in enumerate(params)
+        ]
+        first = pytensor.function(
+            [], pt.isfinite(total), updates=dict(zip(buffers, grads, strict=True)), mode=args.mode
+        )
+        second = pytensor.function(
+            [],
+            [],
+            updates=optimizers.build("adam", buffers, params, learning_rate=1e-3),
+            mode=args.mode,
+        )
+
+        def halves():
+            if first():
+                second()
+
+        steps["two halves"] = halves
     for f in steps.values():
         f()
     counts = dict.fromkeys(steps, 0)
@@ -74,8 +96,10 @@ def main():
             spent[name] += time.perf_counter() - t
             counts[name] += 3
     threads = os.environ.get("OMP_NUM_THREADS", "unset")
-    print(f"Adam on {args.params} x {args.size}x{args.size} float32, mode {args.mode or 'default'},"
-          f" OMP_NUM_THREADS={threads}")
+    print(
+        f"Adam on {args.params} x {args.size}x{args.size} float32, mode {args.mode or 'default'},"
+        f" OMP_NUM_THREADS={threads}"
+    )
     base = counts["unguarded"] / spent["unguarded"]
     for name in steps:
         rate = counts[name] / spent[name]

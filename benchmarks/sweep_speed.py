@@ -94,7 +94,9 @@ def main():
     print(f"cores: {os.cpu_count()}; OMP_NUM_THREADS=1 per worker; mode {args.mode or 'default'}")
     print(f"{args.trials} trials x {args.updates} updates, 64-256-256-10 classifier, batch 64")
     print(f"  1 worker  (one after another): {one:7.1f} s  ({n_one} trials finished)")
-    print(f"  {args.workers} workers (one journal file):  {many:7.1f} s  ({n_many} trials finished)")
+    print(
+        f"  {args.workers} workers (one journal file):  {many:7.1f} s  ({n_many} trials finished)"
+    )
     print(f"  speed-up: {one / many:.2f}x")
 
 

@@ -239,3 +239,52 @@ def test_resume_on_another_number_of_processes_carries_the_state_over(tmp_path):
     single, report = one_process(tmp_path, {"options": dict(OPTIONS, resume=str(checkpoint))})
     assert report["step"] == 10
     assert_close(single, whole[0][0])
+
+
+CLI_CONFIG = """\
+[model]
+kind = "Regressor"
+layers = [3, [6, "tanh"], 2]
+
+[data]
+train = "train.npz"
+x = "x"
+y = "y"
+valid_fraction = 0.25
+
+[training]
+algo = "adam"
+learning_rate = 0.01
+batch_size = 16
+max_updates = 8
+validate_every = 4
+"""
+
+
+def test_mpiexec_trainkit_train_writes_one_run_directory_from_rank_0(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 3)).astype("float32")
+    np.savez(tmp_path / "train.npz", x=x, y=np.tanh(x[:, :2]))
+    (tmp_path / "run.toml").write_text(CLI_CONFIG)
+    env = dict(os.environ)
+    env.update(
+        PYTHONPATH=os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]),
+        OMP_NUM_THREADS="1",
+        OMPI_ALLOW_RUN_AS_ROOT="1",
+        OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
+    )
+    command = [MPIEXEC, "--oversubscribe", "-n", "2", sys.executable, "-m", "trainkit", "train"]
+    done = subprocess.run(
+        [*command, str(tmp_path / "run.toml"), "--run-dir", str(tmp_path / "run")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        stdin=subprocess.DEVNULL,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.count("stopped after 8 updates") == 1  # rank 0 alone reports
+    files = sorted(p.name for p in (tmp_path / "run").iterdir())
+    assert {"config.toml", "checkpoint.npz", "model.npz", "metrics.csv"} <= set(files)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith("run-")]

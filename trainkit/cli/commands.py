@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 from .. import __version__
 from ..training.threads import limit_threads
 from . import config, evaluate, files, plotting, run
+from .distributed import agreed, communicator_from_environment
 
 __all__ = ["cli", "main"]
 
@@ -226,14 +227,21 @@ def train(config_path, example, overrides, run_dir, resume):
     end.
     """
     began = time.monotonic()
+    # under `mpiexec -n N` every process trains; rank 0 alone looks at files and writes
+    comm = communicator_from_environment()
     if resume:
         if run_dir is None:
             raise UserError("--resume: name the run to continue with --run-dir DIR")
-        checkpoint = Path(run_dir) / "checkpoint.npz"
+
+        def check_resumable():
+            for needed in (Path(run_dir) / "config.toml", Path(run_dir) / "checkpoint.npz"):
+                if not needed.exists():
+                    raise UserError(
+                        f"--resume: {needed}: missing; {run_dir} is not a resumable run"
+                    )
+
+        agreed(comm, check_resumable)
         saved_path = Path(run_dir) / "config.toml"
-        for needed in (saved_path, checkpoint):
-            if not needed.exists():
-                raise UserError(f"--resume: {needed}: missing; {run_dir} is not a resumable run")
         saved = config.load(saved_path)
         if config_path is None and example is None:
             cfg = config.load(saved_path, overrides=overrides)
@@ -244,8 +252,8 @@ def train(config_path, example, overrides, run_dir, resume):
     else:
         cfg = _load_config(config_path, example, overrides)
         name = example or Path(config_path).stem
-        run_dir = _new_run_dir(run_dir, name)
-    result = run.run_config(cfg, run_dir, resume=resume, began=began)
+        run_dir = agreed(comm, lambda: _new_run_dir(run_dir, name))
+    result = run.run_config(cfg, run_dir, resume=resume, began=began, communicator=comm)
     if result.interrupted:
         raise click.exceptions.Exit({"SIGINT": 130, "SIGTERM": 143}.get(result.interrupted, 1))
 

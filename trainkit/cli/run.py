@@ -27,6 +27,7 @@ from regularizers.errors import ArgumentError
 from .. import __version__
 from ..training.signals import stop_on_signals
 from . import config, files, plotting
+from .distributed import abort_on_error, is_writer
 from .files import DataError
 
 __all__ = ["RUN_FILES", "RunResult", "TrainingDiverged", "prepare", "run_config"]
@@ -121,7 +122,15 @@ def prepare(cfg):
 
 
 def run_config(
-    cfg, run_dir, resume=False, callbacks=(), echo=click.echo, began=None, net=None, log=True
+    cfg,
+    run_dir,
+    resume=False,
+    callbacks=(),
+    echo=click.echo,
+    began=None,
+    net=None,
+    log=True,
+    communicator=None,
 ):
     """Train ``cfg`` into ``run_dir``; return a :class:`RunResult`.
 
@@ -145,6 +154,9 @@ def run_config(
     log : bool
         Default of ``[training] log`` and ``progress`` (the per-validation
         lines and the progress bar); a config's own setting wins.
+    communicator : Communicator, optional
+        Data-parallel training (``mpiexec -n N trainkit train``): every
+        process trains, rank 0 alone prints and writes.
 
     Raises
     ------
@@ -167,7 +179,9 @@ def run_config(
                         arrays[0] = files.fit_input(arrays[0], net.n_in, net.is_recurrent)
             except DataError as error:
                 raise _data_error(cfg, error) from error
-            return _train(cfg, net, data, run_dir, resume, began, callbacks, echo, log)
+            return _train(
+                cfg, net, data, run_dir, resume, began, callbacks, echo, log, communicator
+            )
 
 
 def _data_error(cfg, error):
@@ -190,9 +204,13 @@ def _write_config(cfg, run_dir):
     )
 
 
-def _train(cfg, net, data, run_dir, resume, began, callbacks, echo, log):
-    os.makedirs(run_dir, exist_ok=True)
-    _write_config(cfg, run_dir)
+def _train(cfg, net, data, run_dir, resume, began, callbacks, echo, log, communicator=None):
+    writer = is_writer(communicator)
+    os.makedirs(run_dir, exist_ok=True)  # every rank: the checkpoint's folder must exist
+    if writer:
+        _write_config(cfg, run_dir)
+    else:
+        echo = _quiet
     clock = _Clock()
     checkpoint = run_dir / "checkpoint.npz"
     kwargs = cfg.training_kwargs()
@@ -205,6 +223,8 @@ def _train(cfg, net, data, run_dir, resume, began, callbacks, echo, log):
     )
     if resume:
         kwargs["resume"] = os.fspath(checkpoint)
+    if communicator is not None:
+        kwargs["data_parallel"] = communicator
     mode = cfg.mode or pytensor.config.mode
     mode = "PyTensor's default (Numba)" if mode == "Mode" else mode
     echo(f"{cfg.kind} {_sizes(net)}")
@@ -212,10 +232,11 @@ def _train(cfg, net, data, run_dir, resume, began, callbacks, echo, log):
     echo(f"run directory: {run_dir}{' (resuming)' if resume else ''}")
     echo(f"compiling with mode {mode} ...")
     try:
-        pairs = net.itertrain(data.train, data.valid, algo=cfg.algo, **kwargs)
-        with stop_on_signals(net.trainer):  # the command line owns the process's signals
-            for _ in pairs:
-                pass
+        with abort_on_error(communicator, expected=(ArgumentError,)):
+            pairs = net.itertrain(data.train, data.valid, algo=cfg.algo, **kwargs)
+            with stop_on_signals(net.trainer):  # the command line owns the process's signals
+                for _ in pairs:
+                    pass
     except ArgumentError as error:
         # which section the argument belongs to decides how the message names it
         if error.argument.split()[0] in ("train", "valid"):
@@ -223,6 +244,10 @@ def _train(cfg, net, data, run_dir, resume, began, callbacks, echo, log):
         raise cfg.rephrase("training", error) from error
     trainer = net.trainer
     finished = time.monotonic()
+    if not writer:  # rank 0 reports, plots and saves; the others end as it does
+        if trainer.diverged:
+            raise TrainingDiverged(f"training diverged: {trainer.stop_reason}")
+        return RunResult(run_dir, net, trainer, trainer.stop_reason or "", trainer.interrupted)
 
     try:
         plotting.plot_run(run_dir)
