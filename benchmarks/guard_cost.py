@@ -8,10 +8,11 @@ parameter itself (``loss = sum(p**2) / 2``), so the step is all optimizer
 traffic. Three compiled steps, timed alternately in one process:
 
 - ``unguarded``: the plain updates;
-- ``per-element``: every update wrapped in ``switch(all(isfinite(g)) & ..., new, old)``
-  (trainkit before this benchmark);
-- ``one flag``: one scalar ``isfinite(loss + sum(g) + ...)`` decided from the
-  gradients, then ``switch(flag, new, old)`` in the update's elementwise loop;
+- ``guarded``: trainkit's guard: one flag ``isfinite(loss) & all(isfinite(g)) & ...``
+  and every update ``switch(flag, new, old)`` in its elementwise loop;
+- ``sum flag``: the flag from ``isfinite(loss + sum(g) + ...)`` instead (PyTensor
+  rewrites the sums through the products that made the gradients, which Numba then
+  compiles with a performance warning on recurrent graphs);
 - ``two halves``: the gradients written to buffers with the flag, then the
   unguarded update from the buffers, run only when the flag is true.
 """
@@ -50,7 +51,7 @@ def main():
         for g in grads:
             finite = pt.and_(finite, pt.all(pt.isfinite(g)))
         guarded = optimizers.build("adam", grads, params, learning_rate=1e-3)
-        steps["per-element"] = pytensor.function(
+        steps["guarded"] = pytensor.function(
             [],
             loss,
             updates={v: pt.switch(finite, n, v) for v, n in guarded.items()},
@@ -61,7 +62,7 @@ def main():
             total = total + pt.sum(g)
         flag = pt.isfinite(total)
         one = optimizers.build("adam", grads, params, learning_rate=1e-3)
-        steps["one flag"] = pytensor.function(
+        steps["sum flag"] = pytensor.function(
             [], loss, updates={v: pt.switch(flag, n, v) for v, n in one.items()}, mode=args.mode
         )
         buffers = [
