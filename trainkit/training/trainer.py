@@ -77,26 +77,26 @@ import math
 import time
 import zlib
 from collections import OrderedDict
-from collections.abc import Iterator
 
 import numpy as np
 import pytensor
-from pytensor.compile.sharedvalue import SharedVariable
 from pytensor.graph.basic import Variable
 from pytensor.tensor.random.type import RandomGeneratorType
 
 import regularizers
 
 from .. import distributed
-from ..data.dataset import Dataset
+from ..data.split import training_datasets
 from ..distributed import training as distributed_training
-from . import checkpoints, monitors, schedules
+from . import checkpoints, monitors, updates
 from .assembly import assemble, floatx_of
 from .callbacks import default_callbacks
 from .early_stopping import EarlyStopping
+from .rates import LearningRate
 from .spec import parse
 from .step import Step, validation_function
 from .threads import limit_threads
+from .updates import MetricWindow
 
 __all__ = ["Trainer"]
 
@@ -215,18 +215,10 @@ class Trainer:
 
         # the learning rate is a shared variable, so schedules never recompile
         dtype = next(iter(graph.params.values())).dtype if graph.params else pytensor.config.floatX
+        self.rate = LearningRate(spec, dtype)
         hyper = dict(spec.hyperparameters)
-        self.lr = self.base_lr = None
-        given = spec.learning_rate
-        if isinstance(given, SharedVariable):
-            self.lr, self.base_lr = given, float(given.get_value())
-        elif given is not None:
-            self.base_lr = float(given)
-            self.lr = pytensor.shared(np.asarray(given, dtype=dtype), name="trainer/learning_rate")
         if self.lr is not None:
             hyper["learning_rate"] = self.lr
-        # checked now with a placeholder length; built for the run in itertrain
-        self.schedule = self._schedule_for(10**6) if self.lr is not None else None
 
         self.hyperparameters = hyper
         self.assembly = assemble(graph, loss, spec=spec, hyperparameters=hyper)
@@ -257,7 +249,6 @@ class Trainer:
 
     def reset(self):
         """Forget progress: counters, early stopping, metric window."""
-        self._lr_set = None
         self.step = 0
         self.skipped = 0
         self.early_stopping.reset()
@@ -270,8 +261,7 @@ class Trainer:
         self.diverged = False
         self.elapsed = 0.0
         self.dataset = None
-        self._window = None
-        self._window_count = 0
+        self.window = MetricWindow()
         #: the signal that interrupted training ('SIGINT', 'SIGTERM'), or None
         self.interrupted = None
         # data parallel: a stop asked for on this process, until all agree on it
@@ -309,31 +299,15 @@ class Trainer:
 
     def window_state(self):
         """The training metrics summed since the last validation, and their count."""
-        window = None if self._window is None else [float(v) for v in self._window]
-        return window, self._window_count
+        return self.window.state()
 
     def set_window_state(self, window, count):
-        self._window = None if window is None else np.asarray(window, np.float64)
-        self._window_count = count
+        self.window.set_state(window, count)
 
-    def _schedule_for(self, batches_per_epoch):
-        """The learning-rate schedule for a run whose epochs make this many updates.
-
-        Schedules that need the run's length (``cosine``) get ``max_updates``,
-        or ``max_epochs`` times the updates per epoch.
-        """
-        o = self.options
-        total = o.max_updates
-        if total is None and o.max_epochs is not None and batches_per_epoch:
-            total = o.max_epochs * batches_per_epoch
-        schedule = schedules.build(
-            o.lr_schedule, self.base_lr, warmup=o.lr_warmup, total_steps=total
-        )
-        if schedule is o.lr_schedule:  # a Schedule object given by the user: start it afresh
-            if not hasattr(self, "_schedule_start"):
-                self._schedule_start = schedule.state()
-            schedule.set_state(self._schedule_start)
-        return schedule
+    # the learning rate: its variable, the rate given, the run's schedule
+    lr = property(lambda self: self.rate.variable)
+    base_lr = property(lambda self: self.rate.base)
+    schedule = property(lambda self: self.rate.schedule)
 
     def _seed_generators(self):
         """Seed every random generator from ``seed`` (and the generator's name).
@@ -427,36 +401,6 @@ class Trainer:
 
     # -- the loop ----------------------------------------------------------------
 
-    def _datasets(self, train, valid):
-        o = self.options
-        if valid is None and o.valid_fraction is not None:
-            train, valid = _hold_out(train, o.valid_fraction, o.seed)
-        train_ds = Dataset(
-            train,
-            self.specs,
-            batch_size=o.batch_size,
-            shuffle=o.shuffle,
-            seed=o.seed,
-            epoch_size=o.epoch_size,
-            name="train",
-        )
-        if valid is None:
-            if train_ds.kind != "arrays":
-                raise ValueError(
-                    "valid: give validation data when training data is a callable or an iterable"
-                )
-            valid_ds = train_ds  # iter_epoch walks it in order, cast, without moving it
-        elif callable(valid) or isinstance(valid, Iterator):
-            raise ValueError(
-                "valid: validation data must be arrays or a list of batches (it is read once "
-                f"per validation), got {type(valid).__name__}"
-            )
-        else:
-            valid_ds = Dataset(
-                valid, self.specs, batch_size=o.batch_size, shuffle=False, name="valid"
-            )
-        return train_ds, valid_ds
-
     def _call(self, hooks, method, *args):
         for hook in hooks:
             function = getattr(hook, method, None)
@@ -480,9 +424,8 @@ class Trainer:
         """
         o = self.options
         self.reset()
-        self.dataset, valid_ds = self._datasets(train, valid)
-        if self.schedule is not None:
-            self.schedule = self._schedule_for(self.updates_per_epoch)
+        self.dataset, valid_ds = training_datasets(train, valid, self.specs, o)
+        self.rate.for_run(self.updates_per_epoch)
         if (
             o.max_updates is None
             and o.max_epochs is None
@@ -609,65 +552,17 @@ class Trainer:
             return "training data exhausted"
         return None
 
-    def _set_learning_rate(self):
-        if self.lr is not None:
-            rate = self.schedule.value(self.step)
-            if rate != self._lr_set:  # set_value costs more than the comparison
-                self.lr.set_value(np.asarray(rate, dtype=self.lr.dtype))
-                self._lr_set = rate
-
     def _update(self):
         """Make one update: one batch, or ``accumulate`` batches and one update."""
-        self._set_learning_rate()
-        step = self._step
+        self.rate.set(self.step)
         if self.parallel:
             distributed_training.update(self)
-            self.step += 1
-            return
-        if not step.split:
-            epoch, index = self.dataset.epoch, self.dataset.batch_index
-            finite, values = step.update(self.dataset.next_batch())
-            if finite:
-                self._record(values)
-            else:
-                self._non_finite(epoch, index)
-            self.step += 1
-            return
-        epoch0 = self.dataset.epoch
-        sums, count = None, 0
-        for _ in range(self.options.accumulate):
-            epoch, index = self.dataset.epoch, self.dataset.batch_index
-            try:
-                finite, values = step.gradients(self.dataset.next_batch())
-            except BaseException:
-                step.clear()
-                raise
-            if finite:
-                sums = values if sums is None else sums + values
-                count += 1
-            else:
-                try:
-                    self._non_finite(epoch, index)
-                except FloatingPointError:
-                    step.clear()
-                    raise
-            if self.dataset.epoch > epoch0 or self.dataset.exhausted or self.stop_reason:
-                break  # an update never spans an epoch boundary
-        if count:
-            finite, extras = step.apply()
-            if finite:
-                self._record(np.concatenate([sums / count, extras]))
-            else:
-                self._non_finite(epoch, index)
         else:
-            step.clear()
+            updates.update(self)
         self.step += 1
 
     def _record(self, values):
-        if self._window is None:
-            self._window = np.zeros_like(values)
-        self._window += values
-        self._window_count += 1
+        self.window.add(values)
         self.last_loss = float(values[0])
 
     def _non_finite(self, epoch, index):
@@ -703,21 +598,16 @@ class Trainer:
             (name, float(v))
             for name, v in zip(self.valid_names, sums / (total or math.nan), strict=True)
         )
-        if self._window_count:
-            means = self._window / self._window_count
-            train_values = OrderedDict(zip(self.train_names, map(float, means), strict=True))
-        else:
-            train_values = OrderedDict((name, math.nan) for name in self.train_names)
+        train_values = self.window.means(self.train_names)
         train_metrics = OrderedDict(
             step=self.step,
             epoch=self.dataset.epoch,
-            lr=float(self.lr.get_value()) if self.lr is not None else math.nan,
+            lr=self.rate.value(),
             seconds=round(self.elapsed, 3),
             skipped=self.skipped,
         )
         train_metrics.update(train_values)
-        self._window = None
-        self._window_count = 0
+        self.window.clear()
         self.validated_at = self.step
 
         loss = valid_metrics["loss"]
@@ -747,23 +637,3 @@ class Trainer:
         for name, p in self.graph.params.items():
             p.set_value(np.array(best.best_params[name], copy=True))
         self.restored_step = best.best_step
-
-
-def _hold_out(train, fraction, seed):
-    """Split array data into training and validation parts (a seeded permutation)."""
-    arrays = [train] if isinstance(train, np.ndarray) else train
-    if not isinstance(arrays, (list, tuple)) or not all(isinstance(a, np.ndarray) for a in arrays):
-        raise ValueError(
-            "valid_fraction: holds out part of array data; give validation data when training "
-            "data is a callable or an iterable"
-        )
-    n = len(arrays[0])
-    n_valid = int(round(n * fraction))
-    if n_valid < 1 or n_valid >= n:
-        raise ValueError(
-            f"valid_fraction: {fraction} of {n} examples leaves "
-            f"{'no validation' if n_valid < 1 else 'no training'} examples"
-        )
-    order = np.random.default_rng([seed, 0x5EED]).permutation(n)
-    valid_index, train_index = np.sort(order[:n_valid]), np.sort(order[n_valid:])
-    return [a[train_index] for a in arrays], [a[valid_index] for a in arrays]
