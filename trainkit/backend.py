@@ -32,10 +32,21 @@ def is_jax(mode):
 
 @contextlib.contextmanager
 def quiet():
-    """Hide the backend's warnings about its own internals (see ``_NOISE``), nothing else."""
+    """Hide the backends' warnings about their own internals, nothing else.
+
+    That is ``_NOISE`` from the JAX backend, and Numba's performance warnings
+    about the code PyTensor generates (e.g. a matrix product on a transposed
+    view inside a scan's gradient): true, but nothing a user can change.
+    """
     with warnings.catch_warnings():
         for message in _NOISE:
             warnings.filterwarnings("ignore", message=message, category=UserWarning)
+        try:
+            from numba.core.errors import NumbaPerformanceWarning
+        except ImportError:  # numba is PyTensor's dependency, but a C-only install can lack it
+            pass
+        else:
+            warnings.filterwarnings("ignore", category=NumbaPerformanceWarning)
         yield
 
 
