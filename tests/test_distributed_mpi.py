@@ -63,13 +63,8 @@ if MPIEXEC is None:
     pytest.skip(WHY, allow_module_level=True)
 
 
-def launch(tmp_path, config, n=2, name="run", expect_rc=0):
-    """Run the worker on ``n`` processes; each process's (state, report) by rank
-    (the report alone for ``collectives``)."""
-    out = tmp_path / name
-    out.mkdir()
-    path = out / "config.json"
-    path.write_text(json.dumps(config))
+def launcher_environment():
+    """This environment, plus trainkit on the path, one thread, and root allowed."""
     env = dict(os.environ)
     env.update(
         PYTHONPATH=os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]),
@@ -78,6 +73,17 @@ def launch(tmp_path, config, n=2, name="run", expect_rc=0):
         OMPI_ALLOW_RUN_AS_ROOT="1",
         OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
     )
+    return env
+
+
+def launch(tmp_path, config, n=2, name="run", expect_rc=0):
+    """Run the worker on ``n`` processes; each process's (state, report) by rank
+    (the report alone for ``collectives``)."""
+    out = tmp_path / name
+    out.mkdir()
+    path = out / "config.json"
+    path.write_text(json.dumps(config))
+    env = launcher_environment()
     command = [MPIEXEC, "--oversubscribe", "-n", str(n), sys.executable, str(WORKER)]
     done = subprocess.run(
         [*command, str(path), str(out)],
@@ -266,13 +272,7 @@ def test_mpiexec_trainkit_train_writes_one_run_directory_from_rank_0(tmp_path):
     x = rng.normal(size=(64, 3)).astype("float32")
     np.savez(tmp_path / "train.npz", x=x, y=np.tanh(x[:, :2]))
     (tmp_path / "run.toml").write_text(CLI_CONFIG)
-    env = dict(os.environ)
-    env.update(
-        PYTHONPATH=os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]),
-        OMP_NUM_THREADS="1",
-        OMPI_ALLOW_RUN_AS_ROOT="1",
-        OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
-    )
+    env = launcher_environment()
     command = [MPIEXEC, "--oversubscribe", "-n", "2", sys.executable, "-m", "trainkit", "train"]
     done = subprocess.run(
         [*command, str(tmp_path / "run.toml"), "--run-dir", str(tmp_path / "run")],

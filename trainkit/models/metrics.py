@@ -30,7 +30,7 @@ import numpy as np
 
 from ..data.arrays import check_arrays
 
-__all__ = ["evaluate_arrays"]
+__all__ = ["evaluate_arrays", "r2"]
 
 _TINY = 1e-12
 
@@ -43,10 +43,11 @@ def _mean(errors, weights):
     return float((weights * errors).sum() / total) if total > 0 else 0.0
 
 
-def _r2(y, yhat, weights):
-    y = y.reshape(-1, y.shape[-1])
-    yhat = yhat.reshape(-1, yhat.shape[-1])
-    w = np.ones(len(y)) if weights is None else weights.reshape(-1)
+def r2(y, yhat, weights=None):
+    """The coefficient of determination averaged over outputs (scikit-learn's default)."""
+    y = y.reshape(-1, y.shape[-1]).astype(np.float64)
+    yhat = yhat.reshape(-1, yhat.shape[-1]).astype(np.float64)
+    w = np.ones(len(y)) if weights is None else np.asarray(weights, np.float64).reshape(-1)
     mean = (w[:, None] * y).sum(0) / w.sum()
     ss_res = (w[:, None] * (y - yhat) ** 2).sum(0)
     ss_tot = (w[:, None] * (y - mean) ** 2).sum(0)
@@ -128,4 +129,4 @@ def evaluate_arrays(net, x, y=None, weights=None, batch_size=None):
         loss = _mean(errors, w)
     else:
         loss = metrics[net.loss_name]
-    return {"loss": loss, **metrics, "r2": _r2(target, out, w)}
+    return {"loss": loss, **metrics, "r2": r2(target, out, w)}

@@ -29,6 +29,7 @@ from ..data.arrays import ArraySpec, check_arrays
 from ..layers import parse_layers
 from ..training.trainer import Trainer
 from . import losses
+from .metrics import r2
 
 __all__ = ["Network", "Regressor", "Classifier", "Autoencoder", "Task", "load"]
 
@@ -468,19 +469,6 @@ class Network:
         return f"{type(self).__name__}({self.input_name}({self.n_in}), {layers})"
 
 
-def _r2(y, yhat, weights=None):
-    """Coefficient of determination averaged over outputs (scikit-learn's default)."""
-    y = y.reshape(-1, y.shape[-1]).astype(np.float64)
-    yhat = yhat.reshape(-1, yhat.shape[-1]).astype(np.float64)
-    w = np.ones(len(y)) if weights is None else np.asarray(weights, np.float64).reshape(-1)
-    mean = (w[:, None] * y).sum(0) / w.sum()
-    ss_res = (w[:, None] * (y - yhat) ** 2).sum(0)
-    ss_tot = (w[:, None] * (y - mean) ** 2).sum(0)
-    ok = ss_tot > 0
-    per_output = np.where(ok, 1 - ss_res / np.where(ok, ss_tot, 1), np.where(ss_res > 0, 0.0, 1.0))
-    return float(per_output.mean())
-
-
 class Regressor(Network):
     """Regression: real targets, mean squared error by default.
 
@@ -495,7 +483,7 @@ class Regressor(Network):
             [self._input_spec(), self._target_spec(), self._weights_spec()],
             argument="score",
         )
-        return _r2(y, self.predict(x), weights)
+        return r2(y, self.predict(x), weights)
 
 
 class Classifier(Network):
@@ -582,7 +570,7 @@ class Autoencoder(Network):
 
     def score(self, x, weights=None):
         r""":math:`R^2` of the reconstruction of ``x``."""
-        return _r2(x, self.predict(x), weights)
+        return r2(x, self.predict(x), weights)
 
 
 def _is_jax(mode):
