@@ -174,7 +174,12 @@ class _Recurrent(Layer):
     def _merge(self, a, b):
         how = self.config_options["merge"]
         if how == "concat":
-            return pt.concatenate([a, b], axis=-1)
+            # two set_subtensor rather than concatenate: concatenate's gradient (Split),
+            # vectorised by contractive's Jacobian, breaks a PyTensor rewrite on Numba
+            n = self.size
+            both = pt.zeros((*(a.shape[k] for k in range(a.ndim - 1)), 2 * n), dtype=a.dtype)
+            both = pt.set_subtensor(both[..., :n], a)
+            return pt.set_subtensor(both[..., n:], b)
         total = a + b
         return total if how == "sum" else total * np.asarray(0.5, self.dtype)
 
