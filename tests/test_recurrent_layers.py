@@ -194,11 +194,19 @@ def test_contractive_through_recurrent_layers():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(6, 3, 2)).astype("float32")
     y = rng.normal(size=(6, 3, 1)).astype("float32")
+    lengths = np.array([3, 2, 1, 3, 3, 2], "int32")
     losses = []
     for impl in ("auto", "scan"):
-        net = trainkit.Regressor([2, dict(size=2, form="rnn", impl=impl), 1], seed=1)
+        net = trainkit.Regressor(
+            [
+                dict(size=2, lengths=True),
+                dict(size=2, form="rnn", impl=impl, bidirectional=True),
+                1,
+            ],
+            seed=1,
+        )
         _, valid = net.train(
-            [x, y], algo="adam", contractive=0.1, max_updates=1, shuffle=False, **QUIET
+            [x, y, lengths], algo="adam", contractive=0.1, max_updates=1, shuffle=False, **QUIET
         )
         losses.append(valid["loss"])
     np.testing.assert_allclose(losses[0], losses[1], rtol=1e-5)

@@ -9,9 +9,9 @@ second derivatives.
 
 With ``lengths``, a step ``t >= lengths[b]`` is padding: the state is kept
 (``switch``) and the output is zero, exactly as the fused op. A ``reverse``
-run with lengths reads each example's steps ``L_b - 1, ..., 0`` by a gather
-(``take_along_axis``) and writes them back with the same index map (it is
-its own inverse).
+run walks real time ``T - 1, ..., 0``: an example's padded steps come first
+and keep the initial state, so it starts at its own last real step (no
+gather, which vectorises badly for ``contractive``'s Jacobian).
 
 The scan op is a :class:`PristineScan`: PyTensor's backends rewrite a scan's
 inner graph *in place* when they compile it, after which it can no longer be
@@ -153,19 +153,17 @@ def scan_rnn(form, projected, hh, h0, lengths=None, reverse=False, activation="t
         # step numbers without arange, whose length PyTensor's JAX backend cannot trace
         ones = pt.ones_like(projected[:, :, 0], dtype=lengths.dtype)
         steps = pt.cumsum(ones, axis=0) - 1  # (T, B)
-        valid = pt.lt(steps, lengths[None, :])  # (T, B) in loop time
-        if reverse:
-            tidx = pt.switch(valid, lengths[None, :] - 1 - steps, steps)
-            xs = pt.take_along_axis(projected, tidx[:, :, None], axis=0)
-        else:
-            xs = projected
+        valid = pt.lt(steps, lengths[None, :])  # (T, B) in real time
+        # reverse: walk real time T-1 .. 0; the padded steps come first and keep h0,
+        # so each example starts from its own last real step
+        xs, ms = (projected[::-1], valid[::-1]) if reverse else (projected, valid)
 
         def masked(xp, m, *carry):
             new = step(xp, *carry)
             keep = m[:, None]
             return tuple(pt.switch(keep, n, c) for n, c in zip(new, carry, strict=True))
 
-        sequences = [xs, valid]
+        sequences = [xs, ms]
 
     # scan returns the carried states; padded steps repeat the previous one
     seqs = pytensor.scan(
@@ -174,12 +172,10 @@ def scan_rnn(form, projected, hh, h0, lengths=None, reverse=False, activation="t
     seqs = list(seqs) if isinstance(seqs, (list, tuple)) else [seqs]
     pristine(seqs)
     last = seqs[0][-1]
+    if reverse:
+        seqs = [s[::-1] for s in seqs]
     if lengths is not None:
         seqs = [pt.switch(valid[:, :, None], s, pt.zeros_like(s)) for s in seqs]
-        if reverse:
-            seqs = [pt.take_along_axis(s, tidx[:, :, None], axis=0) for s in seqs]
-    elif reverse:
-        seqs = [s[::-1] for s in seqs]
     T = projected.type.shape[0]
     if T is not None:  # keep the static length (JAX compiles a scan's gradient only with it)
         seqs = [pt.specify_shape(s, (T, None, None)) for s in seqs]
