@@ -50,7 +50,9 @@ def main():
             finite = pt.and_(finite, pt.all(pt.isfinite(g)))
         guarded = optimizers.build("adam", grads, params, learning_rate=1e-3)
         steps["per-element"] = pytensor.function(
-            [], loss, updates={v: pt.switch(finite, n, v) for v, n in guarded.items()},
+            [],
+            loss,
+            updates={v: pt.switch(finite, n, v) for v, n in guarded.items()},
             mode=args.mode,
         )
         total = loss
@@ -74,8 +76,10 @@ def main():
             spent[name] += time.perf_counter() - t
             counts[name] += 3
     threads = os.environ.get("OMP_NUM_THREADS", "unset")
-    print(f"Adam on {args.params} x {args.size}x{args.size} float32, mode {args.mode or 'default'},"
-          f" OMP_NUM_THREADS={threads}")
+    print(
+        f"Adam on {args.params} x {args.size}x{args.size} float32, mode {args.mode or 'default'},"
+        f" OMP_NUM_THREADS={threads}"
+    )
     base = counts["unguarded"] / spent["unguarded"]
     for name in steps:
         rate = counts[name] / spent[name]

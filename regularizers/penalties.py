@@ -32,9 +32,7 @@ class _OutputPenalty(Regularizer):
         return list(graph.hidden)
 
     def loss(self, graph):
-        return mean_of(
-            [self.penalty(graph.outputs[n], graph.mask(n)) for n in self.targets(graph)]
-        )
+        return mean_of([self.penalty(graph.outputs[n], graph.mask(n)) for n in self.targets(graph)])
 
 
 def masked_mean(values, mask):

@@ -23,7 +23,6 @@ from regularizers.errors import (
     UnknownArgument,
     closest,
     closest_hint,
-    unknown,
 )
 
 from ..data.arrays import ArraySpec, check_arrays
@@ -147,7 +146,9 @@ class Network:
                 "lengths=True needs sequences: the network has no recurrent layer",
             )
         #: per-example sequence lengths, an int32 vector, when the input entry says lengths=True
-        self.lengths = pt.tensor("lengths", dtype="int32", shape=(None,)) if self.variable_lengths else None
+        self.lengths = (
+            pt.tensor("lengths", dtype="int32", shape=(None,)) if self.variable_lengths else None
+        )
         self.hidden = [f"{layer.name}:out" for layer in self.layers[:-1]]
         self.recurrent = [name for layer in self.layers for name in layer.recurrent_outputs()]
         self.params = OrderedDict(
@@ -441,8 +442,7 @@ class Network:
         if self.lengths is None:
             if lengths is not None:
                 raise TypeError(
-                    f"{argument}: this model takes no lengths (its input entry has no "
-                    f"lengths=True)"
+                    f"{argument}: this model takes no lengths (its input entry has no lengths=True)"
                 )
             return None
         if lengths is None:

@@ -26,8 +26,8 @@ differentiates that, so they are exact but run at scan's speed.
 """
 
 import numpy as np
-import pytensor.tensor as pt
 import pytensor
+import pytensor.tensor as pt
 from pytensor.gradient import DisconnectedType, disconnected_type
 from pytensor.graph.basic import Apply
 from pytensor.graph.op import Op
@@ -233,10 +233,7 @@ class FusedRecurrentGrad(Op):
         )
         n_work = len(kernels.workspace_names(self.form))
         return (
-            second[:3]
-            + [disconnected_type()] * n_len
-            + second[3:]
-            + [disconnected_type()] * n_work
+            second[:3] + [disconnected_type()] * n_len + second[3:] + [disconnected_type()] * n_work
         )
 
 

@@ -50,6 +50,7 @@ STATISTICS = {
     "rms": _rms,
 }
 
+
 def _extreme(reduce, fill):
     def statistic(z, mask):
         keep = pt.shape_padright(pt.gt(mask, 0), z.ndim - 2)
