@@ -183,6 +183,20 @@ class _Recurrent(Layer):
         total = a + b
         return total if how == "sum" else total * np.asarray(0.5, self.dtype)
 
+    def _last(self, seq, lengths):
+        """The state after each sequence's last real step, read from the batch-major ``seq``.
+
+        Read from the state sequence (not the op's own ``last``), so noise or
+        dropout put on ``<name>:out`` reaches what the layer passes on, as it
+        did when ``:last`` was ``:out[:, -1]``. Zeros for an empty sequence
+        (the initial state).
+        """
+        if lengths is None:
+            return seq[:, -1]
+        steps = pt.cumsum(pt.ones_like(seq[:, :, 0], dtype=lengths.dtype), axis=1)
+        pick = pt.cast(pt.eq(steps, lengths[:, None]), seq.dtype)  # (B, T): t = L - 1
+        return pt.sum(seq * pick[:, :, None], axis=1)
+
     def build(self, x, lengths=None, impl=None):
         """Outputs of this layer for batch-major ``x``, with optional per-example ``lengths``.
 
@@ -204,7 +218,7 @@ class _Recurrent(Layer):
             outputs[f"{self.name}:out"] = fwd["out"].dimshuffle(1, 0, 2)
             for c in cells:
                 outputs[f"{self.name}:{c}"] = fwd[c].dimshuffle(1, 0, 2)
-            last = fwd["last"]
+            last = self._last(outputs[f"{self.name}:out"], lengths)
         else:
             bwd = self.run(xt, lengths, True, "_bwd", impl)
             for tag, res in (("fwd", fwd), ("bwd", bwd)):
@@ -214,7 +228,10 @@ class _Recurrent(Layer):
             outputs[f"{self.name}:out"] = self._merge(
                 outputs[f"{self.name}:fwd"], outputs[f"{self.name}:bwd"]
             )
-            last = self._merge(fwd["last"], bwd["last"])
+            # the backward run ends at t = 0 (zeros for an empty sequence, as h0)
+            last = self._merge(
+                self._last(outputs[f"{self.name}:fwd"], lengths), outputs[f"{self.name}:bwd"][:, 0]
+            )
         main = outputs[f"{self.name}:out"]
         if not self.config_options["return_sequences"]:
             main = last
