@@ -37,7 +37,7 @@ class Contractive(Regularizer):
         Outputs to penalise; default the graph's hidden outputs.
     wrt : str or list of str, optional
         Pattern over the graph's *input* names selecting :math:`X`; default
-        every input the matched outputs depend on.
+        every real-valued input the matched outputs depend on.
 
     Notes
     -----
@@ -86,7 +86,12 @@ class Contractive(Regularizer):
                 if graph.inputs[key] not in depends:
                     raise ValueError(f"{label}: output {name!r} does not depend on input {key!r}")
             return chosen
-        chosen = [key for key, var in graph.inputs.items() if var in depends]
+        # integer inputs (sequence lengths, labels) have no derivative
+        chosen = [
+            key
+            for key, var in graph.inputs.items()
+            if var in depends and var.dtype.startswith("float")
+        ]
         if not chosen:
             raise ValueError(
                 f"{label}: output {name!r} depends on none of the inputs {', '.join(graph.inputs)}"

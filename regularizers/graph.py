@@ -67,6 +67,12 @@ class Graph:
     updates : mapping, optional
         Extra updates the graph needs, such as the advance of a random
         generator.
+    masks : mapping of str -> Variable, optional
+        Output name -> a ``(batch, time)`` mask (1 at real steps, 0 at
+        padding) for outputs of padded variable-length sequences. Penalties
+        (``hidden_*``, ``recurrent_*``) and monitors then average over the
+        real steps only; ``recurrent_*`` compare steps ``t`` and ``t - 1``
+        only where both are real.
 
     Examples
     --------
@@ -80,7 +86,9 @@ class Graph:
     Graph(outputs=[in:out, hid1:out], params=[hid1.w], inputs=[x], hidden=[hid1:out], recurrent=[])
     """
 
-    def __init__(self, outputs, params, inputs=None, hidden=(), recurrent=(), updates=None):
+    def __init__(
+        self, outputs, params, inputs=None, hidden=(), recurrent=(), updates=None, masks=None
+    ):
         self.outputs = _named("outputs", outputs, "variable")
         if not self.outputs:
             raise ValueError("Graph: outputs is empty; a graph needs at least one named output")
@@ -89,6 +97,16 @@ class Graph:
         self.hidden = _marked("hidden", hidden, self.outputs)
         self.recurrent = _marked("recurrent", recurrent, self.outputs)
         self.updates = OrderedDict(updates or {})
+        masks = _named("masks", masks or {}, "variable")
+        _marked("masks", list(masks), self.outputs)
+        for name, mask in masks.items():
+            if mask.ndim != 2 or self.outputs[name].ndim < 2:
+                raise ValueError(
+                    f"Graph: masks[{name!r}] must be a (batch, time) mask of an output with a "
+                    f"time axis; got a {mask.ndim}-D mask for a "
+                    f"{self.outputs[name].ndim}-D output"
+                )
+        self.masks = masks
         # names of the outputs that were inputs before ``replace`` perturbed them
         self._input_names = None
 
@@ -106,6 +124,10 @@ class Graph:
     def output(self):
         """Name of the model's output: the last named output."""
         return next(reversed(self.outputs))
+
+    def mask(self, name):
+        """The ``(batch, time)`` mask of output ``name``, or None when all its steps are real."""
+        return self.masks.get(name)
 
     def input_outputs(self):
         """Names of the outputs that are themselves graph inputs (``in:out``).
@@ -162,6 +184,7 @@ class Graph:
             hidden=self.hidden,
             recurrent=self.recurrent,
             updates=merged,
+            masks=self.masks,
         )
         graph._input_names = tuple(self.input_outputs())
         return graph

@@ -32,7 +32,22 @@ class _OutputPenalty(Regularizer):
         return list(graph.hidden)
 
     def loss(self, graph):
-        return mean_of([self.penalty(graph.outputs[n]) for n in self.targets(graph)])
+        return mean_of([self.penalty(graph.outputs[n], graph.mask(n)) for n in self.targets(graph)])
+
+
+def masked_mean(values, mask):
+    """Mean of ``values`` over the steps where ``mask`` (batch, time) is 1, all trailing axes.
+
+    0 when no step is real.
+    """
+    if mask is None:
+        return pt.mean(values)
+    mask = pt.cast(mask, values.dtype)
+    weights = mask if values.ndim == 2 else pt.shape_padright(mask, values.ndim - 2)
+    count = pt.sum(mask)
+    if values.ndim > 2:
+        count = count * pt.cast(pt.prod(values.shape[2:]), values.dtype)
+    return pt.sum(weights * values) / pt.maximum(count, pt.ones_like(count))
 
 
 @register("weight_l2", "weight_decay")
@@ -138,8 +153,8 @@ class HiddenL2(_OutputPenalty):
     def __init__(self, weight, pattern=None):
         super().__init__(weight, pattern)
 
-    def penalty(self, tensor):
-        return pt.mean(pt.sqr(tensor))
+    def penalty(self, tensor, mask=None):
+        return masked_mean(pt.sqr(tensor), mask)
 
 
 @register("hidden_l1", "hidden_sparsity")
@@ -171,8 +186,8 @@ class HiddenL1(_OutputPenalty):
     def __init__(self, weight, pattern=None):
         super().__init__(weight, pattern)
 
-    def penalty(self, tensor):
-        return pt.mean(pt.abs(tensor))
+    def penalty(self, tensor, mask=None):
+        return masked_mean(pt.abs(tensor), mask)
 
 
 class _RecurrentPenalty(_OutputPenalty):
@@ -199,10 +214,15 @@ class _RecurrentPenalty(_OutputPenalty):
         return names
 
 
-def _mean_or_zero(z):
-    """Mean of ``z``, or 0 when it is empty (sequences of one step have no changes)."""
-    count = pt.cast(pt.maximum(z.size, 1), z.dtype)
-    return pt.sum(z) / count
+def _mean_or_zero(z, mask=None):
+    """Mean of changes ``z`` (batch, time - 1, ...), or 0 when there are none.
+
+    With a ``(batch, time)`` mask, only changes between two real steps count.
+    """
+    if mask is None:
+        count = pt.cast(pt.maximum(z.size, 1), z.dtype)
+        return pt.sum(z) / count
+    return masked_mean(z, mask[:, 1:] * mask[:, :-1])
 
 
 def _norm(z):
@@ -246,8 +266,8 @@ class RecurrentState(_RecurrentPenalty):
     def __init__(self, weight, pattern=None):
         super().__init__(weight, pattern)
 
-    def penalty(self, tensor):
-        return _mean_or_zero(pt.sqr(tensor[:, 1:] - tensor[:, :-1]))
+    def penalty(self, tensor, mask=None):
+        return _mean_or_zero(pt.sqr(tensor[:, 1:] - tensor[:, :-1]), mask)
 
 
 @register("recurrent_norm")
@@ -304,6 +324,6 @@ class RecurrentNorm(_RecurrentPenalty):
             )
         self.squared = squared
 
-    def penalty(self, tensor):
+    def penalty(self, tensor, mask=None):
         norms = pt.sum(pt.sqr(tensor), axis=-1) if self.squared else _norm(tensor)
-        return _mean_or_zero(pt.sqr(norms[:, 1:] - norms[:, :-1]))
+        return _mean_or_zero(pt.sqr(norms[:, 1:] - norms[:, :-1]), mask)

@@ -175,17 +175,55 @@ def test_float32_in_float32_out(form):
     assert all(r.dtype == np.float32 for r in res)
 
 
-def test_unsupported_and_second_derivatives():
+def test_unsupported():
     assert supported("lstm") and not supported("lstm", "softmax")
-    assert SECOND_DERIVATIVES is False and not supported("rnn", second_derivatives=True)
+    assert SECOND_DERIVATIVES is True and supported("rnn", second_derivatives=True)
     with pytest.raises(UnsupportedError, match="unknown fused-op activation 'gelu'"):
         fused_rnn("rnn", pt.tensor3(), pt.matrix(), activation="gelu")
     with pytest.raises(UnsupportedError, match="unknown fused form 'lstmm'.*closest: lstm"):
         fused_rnn("lstmm", pt.tensor3(), pt.matrix())
-    proj, hh = pt.tensor3("proj"), pt.matrix("hh")
-    g = pytensor.grad(fused_rnn("rnn", proj, hh)["out"].sum(), proj)
-    with pytest.raises(pytensor.gradient.NullTypeGradError):
-        pytensor.grad(g.sum(), hh)
+
+
+@pytest.mark.parametrize(
+    "form,lengths,reverse",
+    [("rnn", [3, 1], False), ("lstm", [2, 3], True), ("gru", None, False)],
+)
+def test_second_derivatives_match_scan(form, lengths, reverse):
+    """Gradient of a squared first gradient (what ``contractive`` does), fused vs scan."""
+    from trainkit.ops.reference import scan_rnn
+
+    rng = np.random.default_rng(3)
+    B, T, H = 2, 3, 2
+    G = BLOCKS[form]
+    data = [
+        rng.normal(size=(T, B, G * H)),
+        rng.normal(size=(H, G * H)) * 0.6,
+        rng.normal(size=(B, H)) * 0.5,
+    ]
+    with pytensor.config.change_flags(warn_float64="ignore"):
+        proj = pt.tensor("proj", dtype="float64", shape=(T, B, G * H))
+        hh = pt.tensor("hh", dtype="float64", shape=(H, G * H))
+        h0 = pt.tensor("h0", dtype="float64", shape=(B, H))
+        lens = None if lengths is None else pt.as_tensor(np.asarray(lengths, "int32"))
+        results = []
+        for build in (
+            lambda: fused_rnn(form, proj, hh, h0, lens, reverse, time_major=True),
+            lambda: scan_rnn(form, proj, hh, h0, lens, reverse),
+        ):
+            outs = build()
+            first = functional(
+                {k: v.dimshuffle(1, 0, 2) if v.ndim == 3 else v for k, v in outs.items()},
+                np.random.default_rng(7),
+                B,
+                T,
+                H,
+            )
+            g_proj, g_hh = pytensor.grad(first, [proj, hh])
+            second = (g_proj**2).sum() + (g_hh**3).sum()
+            grads = pytensor.grad(second, [proj, hh, h0])
+            results.append(pytensor.function([proj, hh, h0], grads)(*data))
+    for a, b in zip(*results, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-10)
 
 
 def test_lengths_out_of_range():

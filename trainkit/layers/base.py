@@ -7,7 +7,10 @@ one entry per layer, the last being the output layer::
 
 An entry is an int (size), a ``(size, activation)`` tuple or a dict with keys
 ``size``, ``form`` (``'feedforward'``, ``'rnn'``, ``'lstm'``, ``'gru'``),
-``activation``, ``name`` and, for recurrent forms, ``return_sequences``.
+``activation``, ``name`` and, for recurrent forms, ``return_sequences``,
+``impl``, ``bidirectional`` and ``merge`` (:mod:`trainkit.layers.recurrent`).
+The input entry may be a dict ``dict(size=..., name=..., lengths=True)``:
+``lengths=True`` says the data carry per-example sequence lengths.
 Layers are named ``in``, ``hid1``, ``hid2``, ..., ``out`` unless named; each
 output is named ``LAYER:OUTPUT`` and each parameter ``LAYER.PARAM``.
 """
@@ -106,13 +109,30 @@ class Layer:
     def init_params(self, rng):
         raise TypeError(f"{type(self).__name__} does not define init_params")
 
-    def build(self, x):
-        """Return (OrderedDict of output name -> expression, main output)."""
+    def build(self, x, lengths=None, impl=None):
+        """Return (OrderedDict of output name -> expression, main output).
+
+        ``lengths`` (per-example sequence lengths) and ``impl`` (how a
+        recurrence runs) concern recurrent layers; others ignore them.
+        """
         raise TypeError(f"{type(self).__name__} does not define build")
 
     def output_ndim(self, input_ndim):
         """Rank of the main output given the rank of the input."""
         return input_ndim
+
+    @property
+    def output_size(self):
+        """Width of the main output (the next layer's input size)."""
+        return self.size
+
+    def recurrent_outputs(self):
+        """Names of this layer's recurrent state sequences (none for feed-forward layers)."""
+        return []
+
+    def uses_scan(self, impl=None):
+        """Whether this layer builds a ``pytensor.scan`` (JAX then needs a static length)."""
+        return False
 
 
 @register_form("feedforward")
@@ -129,7 +149,7 @@ class Feedforward(Layer):
         self.add_param("w", glorot(rng, self.n_in, self.size, self.dtype))
         self.add_param("b", np.zeros(self.size, self.dtype))
 
-    def build(self, x):
+    def build(self, x, lengths=None, impl=None):
         pre = x @ self.params[f"{self.name}.w"] + self.params[f"{self.name}.b"]
         out = activations.get(self.activation)(pre)
         return OrderedDict([(f"{self.name}:pre", pre), (f"{self.name}:out", out)]), out
@@ -170,7 +190,10 @@ def _entry(where, entry):
 
 
 def parse_layers(layers, output_activation, hidden_activation=None, dtype="float32", seed=0):
-    """Turn a layer list into (input size, input name, list of built Layer objects).
+    """Turn a layer list into (input size, input name, list of built Layer objects, lengths).
+
+    ``lengths`` is the input entry's flag (``dict(size=..., lengths=True)``):
+    whether the data carry per-example sequence lengths.
 
     Every entry is validated before any parameter is created; messages name
     the entry (``layers[2]``), the value, what is allowed and the closest
@@ -183,11 +206,14 @@ def parse_layers(layers, output_activation, hidden_activation=None, dtype="float
             layers,
         )
     first = _entry("layers[0]", layers[0])
-    extra = set(first) - {"size", "name"}
+    extra = set(first) - {"size", "name", "lengths"}
     if extra:
         raise InvalidArgument(
-            "layers[0]", f"the input entry takes size and name, got {sorted(extra)}"
+            "layers[0]", f"the input entry takes size, name and lengths, got {sorted(extra)}"
         )
+    lengths = first.get("lengths", False)
+    if not isinstance(lengths, bool):
+        raise InvalidArgument("layers[0]", f"lengths must be True or False, got {lengths!r}")
     n_in = first.get("size")
     if isinstance(n_in, bool) or not isinstance(n_in, (int, np.integer)) or n_in < 1:
         raise InvalidArgument("layers[0]", f"size must be a positive int, got {n_in!r}")
@@ -231,5 +257,5 @@ def parse_layers(layers, output_activation, hidden_activation=None, dtype="float
         layer = cls(name, n_out, size, activation, dtype, **options)
         layer.init_params(rng)
         built.append(layer)
-        size = n_out
-    return int(n_in), in_name, built
+        size = layer.output_size
+    return int(n_in), in_name, built, lengths

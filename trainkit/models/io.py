@@ -87,9 +87,9 @@ def param_shapes(config):
         if issubclass(cls, Feedforward):
             shapes[f"{name}.w"], shapes[f"{name}.b"] = (n_in, size), (size,)
         elif issubclass(cls, _Recurrent):
-            width = size * cls.blocks
-            shapes[f"{name}.xh"], shapes[f"{name}.hh"] = (n_in, width), (size, width)
-            shapes[f"{name}.b"] = (width,)
+            shapes.update(cls.param_shapes(name, n_in, size, entry))
+            n_in = cls.widths(size, entry)[0]
+            continue
         n_in = size
     return shapes
 

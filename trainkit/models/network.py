@@ -115,7 +115,7 @@ class Network:
             raise UnknownArgument("seed", f"must be an int, got {seed!r}", seed)
         required = losses.REQUIRED_ACTIVATION.get(loss)
         output_activation = required or self.default_output_activation
-        self.n_in, self.input_name, self.layers = parse_layers(
+        self.n_in, self.input_name, self.layers, self.variable_lengths = parse_layers(
             layers, output_activation, hidden_activation, dtype=dtype, seed=int(seed)
         )
         out = self.layers[-1]
@@ -141,8 +141,17 @@ class Network:
     def _build(self):
         self.is_recurrent = any(layer.recurrent for layer in self.layers)
         self.x = (pt.tensor3 if self.is_recurrent else pt.matrix)("x", dtype=self.dtype)
+        if self.variable_lengths and not self.is_recurrent:
+            raise InvalidArgument(
+                "layers[0]",
+                "lengths=True needs sequences: the network has no recurrent layer",
+            )
+        #: per-example sequence lengths, an int32 vector, when the input entry says lengths=True
+        self.lengths = (
+            pt.tensor("lengths", dtype="int32", shape=(None,)) if self.variable_lengths else None
+        )
         self.hidden = [f"{layer.name}:out" for layer in self.layers[:-1]]
-        self.recurrent = [f"{layer.name}:out" for layer in self.layers if layer.recurrent]
+        self.recurrent = [name for layer in self.layers for name in layer.recurrent_outputs()]
         self.params = OrderedDict(
             (name, p) for layer in self.layers for name, p in layer.params.items()
         )
@@ -151,49 +160,78 @@ class Network:
         self.output_name = next(reversed(self.outputs))
         self._targets = self._make_targets()
 
-    def _outputs(self, time_steps):
+    def _outputs(self, time_steps, impl=None):
         """Named outputs; with ``time_steps``, for sequences of that static length.
 
         PyTensor's JAX backend needs the number of scan steps known when
-        compiling, so recurrent networks on ``mode='JAX'`` are built on
-        ``specify_shape(x, (None, time_steps, features))``.
+        compiling, so recurrent networks with a scan layer on ``mode='JAX'``
+        are built on ``specify_shape(x, (None, time_steps, features))``
+        (fused recurrent layers read the length from the data and need none).
+        ``impl`` (``'scan'``, ``'fused'``) overrides every recurrent layer's
+        own ``impl`` for this build.
         """
-        if time_steps in self._output_cache:
-            return self._output_cache[time_steps]
+        key = (time_steps, impl)
+        if key in self._output_cache:
+            return self._output_cache[key]
         with pytensor.config.change_flags(floatX=self.dtype):
-            return self._build_outputs(time_steps)
+            return self._build_outputs(time_steps, impl)
 
-    def _build_outputs(self, time_steps):
+    def _build_outputs(self, time_steps, impl=None):
         outputs = OrderedDict([(f"{self.input_name}:out", self.x)])
         h = self.x
         if time_steps is not None:
             h = pt.specify_shape(h, (None, time_steps, self.n_in))
         for layer in self.layers:
-            built, h = layer.build(h)
+            built, h = layer.build(h, lengths=self.lengths, impl=impl)
             outputs.update(built)
         # the output layer's main output comes last, so Graph.output names it
         out = self.layers[-1]
         main = f"{out.name}:last" if f"{out.name}:last" in outputs else f"{out.name}:out"
         outputs.move_to_end(main)
-        self._output_cache[time_steps] = outputs
+        self._output_cache[(time_steps, impl)] = outputs
         return outputs
 
-    def graph(self, time_steps=None):
+    def step_mask(self):
+        """``(batch, time)`` mask of real steps (1) and padding (0), or None without lengths."""
+        if self.lengths is None:
+            return None
+        # step numbers without arange, whose length PyTensor's JAX backend cannot trace
+        steps = pt.cumsum(pt.ones_like(self.x[:, :, 0], dtype="int32"), axis=1)
+        return pt.cast(pt.le(steps, self.lengths[:, None]), self.dtype)
+
+    def graph(self, time_steps=None, impl=None):
         """This network as a :class:`regularizers.Graph` (the clean graph).
 
-        ``time_steps`` fixes the sequence length (needed by ``mode='JAX'``).
+        ``time_steps`` fixes the sequence length (needed by ``mode='JAX'``
+        when a layer runs as a scan); ``impl='scan'`` or ``'fused'`` builds
+        every recurrent layer that way (``None``: each layer's own ``impl``).
+        With ``lengths``, the graph's inputs include ``lengths`` and every
+        sequence output has a mask of its real steps (``graph.masks``).
         """
+        outputs = self._outputs(time_steps, impl)
+        inputs = {"x": self.x}
+        masks = {}
+        if self.lengths is not None:
+            inputs["lengths"] = self.lengths
+            mask = self.step_mask()
+            masks = {name: mask for name, var in outputs.items() if var.ndim == 3}
         return regularizers.Graph(
-            self._outputs(time_steps),
+            outputs,
             self.params,
-            inputs={"x": self.x},
+            inputs=inputs,
             hidden=self.hidden,
             recurrent=self.recurrent,
+            masks=masks,
         )
 
-    def static_time(self, mode, x):
-        """The sequence length to build for under ``mode`` given input ``x``, or None."""
+    def static_time(self, mode, x, impl=None):
+        """The sequence length to build for under ``mode`` given input ``x``, or None.
+
+        Only a scan under JAX needs it; fused recurrent layers take any length.
+        """
         if not self.is_recurrent or not _is_jax(mode):
+            return None
+        if not any(layer.uses_scan(impl) for layer in self.layers):
             return None
         return int(x.shape[1])
 
@@ -224,24 +262,39 @@ class Network:
             "x", self.x.ndim, self.n_in, kind="float", dtype=self.dtype, time=time_steps
         )
 
+    def _lengths_spec(self):
+        return ArraySpec("lengths", 1, kind="int", dtype="int32", low=0)
+
     def _weights_spec(self):
         return ArraySpec.weights_for(self._target_spec(), dtype=self.dtype)
 
-    def task(self, weighted=False, time_steps=None):
-        """The :class:`Task` that trains this network (with sample weights or not)."""
+    def task(self, weighted=False, time_steps=None, impl=None):
+        """The :class:`Task` that trains this network (with sample weights or not).
+
+        Data are ``[X, Y]`` (``[X]`` for an autoencoder), then ``lengths``
+        when the input entry says ``lengths=True``, then the optional sample
+        weights. Padded steps of a sequence output weigh nothing in the loss
+        and the metrics. ``impl`` is passed to :meth:`graph`.
+        """
         _, w = self._targets
         weights = w if weighted else None
         target, fed, target_specs, givens = self._target()
-        outputs = self._outputs(time_steps)
+        outputs = self._outputs(time_steps, impl)
         out = outputs[self.output_name]
-        loss = losses.get(self.loss_name)(self._pre(outputs), out, target, weights)
         specs = [self._input_spec(time_steps), *target_specs]
         inputs = [self.x, *fed]
+        if self.lengths is not None:
+            inputs.append(self.lengths)
+            specs.append(self._lengths_spec())
+            if out.ndim == 3:  # sequence outputs: padded steps weigh nothing
+                mask = self.step_mask()
+                weights = mask if weights is None else weights * mask
+        loss = losses.get(self.loss_name)(self._pre(outputs), out, target, weights)
         if weighted:
             inputs.append(w)
             specs.append(self._weights_spec())
         return Task(
-            self.graph(time_steps),
+            self.graph(time_steps, impl),
             loss,
             inputs,
             self._metrics(out, target, weights),
@@ -378,24 +431,58 @@ class Network:
         with pytensor.config.change_flags(floatX=self.dtype):
             for reg in regs:
                 graph = reg.modify_graph(graph)
+            inputs = [self.x] if self.lengths is None else [self.x, self.lengths]
             function = pytensor.function(
-                [self.x], graph.outputs[self.output_name], updates=graph.updates, mode=self.mode
+                inputs, graph.outputs[self.output_name], updates=graph.updates, mode=self.mode
             )
         self._functions[key] = function
         return function
 
-    def _output(self, x, graph_kwargs):
-        x = self._check_x(x)
-        function = self._compile_output(graph_kwargs, self.static_time(self.mode, x))
-        return np.asarray(function(x))
+    def _check_lengths(self, x, lengths, argument="lengths"):
+        """Per-example lengths as int32 (every sequence full when None)."""
+        if self.lengths is None:
+            if lengths is not None:
+                raise TypeError(
+                    f"{argument}: this model takes no lengths (its input entry has no lengths=True)"
+                )
+            return None
+        if lengths is None:
+            return np.full(len(x), x.shape[1], "int32")
+        lengths = np.asarray(lengths)
+        check_arrays([lengths], [self._lengths_spec()], argument=argument)
+        if lengths.shape != (len(x),) or (lengths.size and lengths.max() > x.shape[1]):
+            raise ValueError(
+                f"{argument}: expected {len(x)} lengths in 0..{x.shape[1]} (one per sequence "
+                f"of x), got shape {lengths.shape}"
+                + (f" and a largest value {lengths.max()}" if lengths.size else "")
+            )
+        return lengths.astype("int32")
 
-    def predict(self, x, **graph_regularizers):
+    def _output(self, x, graph_kwargs, lengths=None):
+        x = self._check_x(x)
+        lengths = self._check_lengths(x, lengths)
+        function = self._compile_output(graph_kwargs, self.static_time(self.mode, x))
+        args = [x] if lengths is None else [x, lengths]
+        return np.asarray(function(*args))
+
+    def predict(self, x, lengths=None, **graph_regularizers):
         """The network's output for ``x``.
 
+        ``lengths`` gives each sequence's real steps for a model whose input
+        entry says ``lengths=True`` (default: every step is real); padded
+        steps of a sequence output are computed but mean nothing.
         Keyword arguments are graph regularizers applied at prediction time,
         e.g. ``hidden_dropout=0.5`` for Monte-Carlo dropout.
         """
-        return self._output(x, graph_regularizers)
+        return self._output(x, graph_regularizers, lengths)
+
+    def _step_weights(self, x, weights, lengths):
+        """Sample weights with padded steps of sequence outputs weighing 0 (for scores)."""
+        if lengths is None or self.output_ndim != 3:
+            return weights
+        x = np.asarray(x)
+        mask = np.arange(x.shape[1])[None, :] < np.asarray(lengths)[:, None]
+        return mask.astype(np.float64) * (1.0 if weights is None else np.asarray(weights))
 
     # -- saving ------------------------------------------------------------------
 
@@ -404,6 +491,8 @@ class Network:
         entry = {"size": self.n_in}
         if self.input_name != "in":
             entry["name"] = self.input_name
+        if self.variable_lengths:
+            entry["lengths"] = True
         return {
             "layers": [entry, *[layer.spec() for layer in self.layers]],
             "loss": self.loss_name,
@@ -476,14 +565,14 @@ class Regressor(Network):
     like the output.
     """
 
-    def score(self, x, y, weights=None):
-        r"""The coefficient of determination :math:`R^2`, averaged over outputs."""
+    def score(self, x, y, weights=None, lengths=None):
+        r"""The coefficient of determination :math:`R^2`, averaged over outputs (real steps only)."""
         check_arrays(
             [x, y] + ([] if weights is None else [weights]),
             [self._input_spec(), self._target_spec(), self._weights_spec()],
             argument="score",
         )
-        return r2(y, self.predict(x), weights)
+        return r2(y, self.predict(x, lengths), self._step_weights(x, weights, lengths))
 
 
 class Classifier(Network):
@@ -520,22 +609,23 @@ class Classifier(Network):
         acc = pt.mean(hits) if weights is None else pt.sum(weights * hits) / pt.sum(weights)
         return OrderedDict(acc=acc)
 
-    def predict_proba(self, x, **graph_regularizers):
+    def predict_proba(self, x, lengths=None, **graph_regularizers):
         """Class probabilities for ``x``, shape ``(..., classes)``."""
-        return self._output(x, graph_regularizers)
+        return self._output(x, graph_regularizers, lengths)
 
-    def predict(self, x, **graph_regularizers):
+    def predict(self, x, lengths=None, **graph_regularizers):
         """The most probable class for each example of ``x``."""
-        return np.argmax(self.predict_proba(x, **graph_regularizers), axis=-1)
+        return np.argmax(self.predict_proba(x, lengths, **graph_regularizers), axis=-1)
 
-    def score(self, x, labels, weights=None):
-        """Accuracy (weighted by ``weights`` if given)."""
+    def score(self, x, labels, weights=None, lengths=None):
+        """Accuracy (weighted by ``weights`` if given; real steps only)."""
         check_arrays(
             [x, labels] + ([] if weights is None else [weights]),
             [self._input_spec(), self._target_spec(), self._weights_spec()],
             argument="score",
         )
-        hits = (self.predict(x) == labels).astype(np.float64)
+        hits = (self.predict(x, lengths) == labels).astype(np.float64)
+        weights = self._step_weights(x, weights, lengths)
         if weights is None:
             return float(hits.mean())
         return float((hits * weights).sum() / np.sum(weights))
@@ -568,9 +658,9 @@ class Autoencoder(Network):
         target = self.x.type("target")
         return target, [], [], {target: self.x}
 
-    def score(self, x, weights=None):
-        r""":math:`R^2` of the reconstruction of ``x``."""
-        return r2(x, self.predict(x), weights)
+    def score(self, x, weights=None, lengths=None):
+        r""":math:`R^2` of the reconstruction of ``x`` (real steps only)."""
+        return r2(x, self.predict(x, lengths), self._step_weights(x, weights, lengths))
 
 
 def _is_jax(mode):

@@ -82,6 +82,10 @@ def _register():
     import jax.numpy as jnp
     from pytensor.link.jax.dispatch import jax_funcify
 
+    from .reference import register_jax
+
+    register_jax()
+
     @jax_funcify.register(FusedRecurrent)
     def jax_funcify_fused(op, node=None, **kwargs):
         work = [(o.type.ndim, o.type.dtype) for o in node.outputs[len(_outputs(op.form)) :]]

@@ -124,9 +124,14 @@ class Plan:
         return out
 
     def to_real(self, seq):
-        """Loop-time, sorted ``(T, B, ...)`` → real time, original rows, zeros where padded."""
+        """Loop-time, sorted ``(T, B, ...)`` → real time, original rows, zeros where padded.
+
+        Always a new array: an op's outputs must not share memory (the
+        workspace holds ``seq``), or an in-place op downstream on one output
+        (Numba's rewrites make those) corrupts the other.
+        """
         if self.uniform:
-            return np.ascontiguousarray(seq[::-1] if self.reverse else seq)
+            return np.array(seq[::-1] if self.reverse else seq, order="C", copy=True)
         out = np.zeros_like(seq)
         out[self.tidx[self.valid], self.rows[self.valid]] = seq[self.valid]
         return out

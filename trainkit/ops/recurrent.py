@@ -18,15 +18,17 @@ f, g, o; GRU reset before the product), with :math:`z_t` = ``projected[t]``
 - ``gru``: :math:`[z, r] = \sigma(\cdot)`, :math:`n_t = \phi(x^n_t + (r_t h_{t-1}) U_n)`,
   :math:`h_t = (1 - z_t) n_t + z_t h_{t-1}`.
 
-Second derivatives are not implemented: the backward op's gradient is
-PyTensor's "not implemented" null gradient, so differentiating twice raises
-``NullTypeGradError``. Check :data:`SECOND_DERIVATIVES` (``False``) and fall
-back to ``scan`` where a second derivative is needed (e.g. ``contractive``).
+Second derivatives (``contractive`` differentiates a Jacobian) go through
+the ``scan`` reference of :mod:`trainkit.ops.reference`: the backward op's
+gradient rebuilds the same vector-Jacobian product from a fresh scan and
+differentiates that, so they are exact but run at scan's speed.
+:data:`SECOND_DERIVATIVES` is ``True``.
 """
 
 import numpy as np
+import pytensor
 import pytensor.tensor as pt
-from pytensor.gradient import DisconnectedType, disconnected_type, grad_not_implemented
+from pytensor.gradient import DisconnectedType, disconnected_type
 from pytensor.graph.basic import Apply
 from pytensor.graph.op import Op
 from pytensor.scalar import upcast
@@ -44,8 +46,8 @@ __all__ = [
     "supported",
 ]
 
-#: whether the fused ops can be differentiated twice (they cannot)
-SECOND_DERIVATIVES = False
+#: whether the fused ops can be differentiated twice (yes: through the scan reference)
+SECOND_DERIVATIVES = True
 
 
 class UnsupportedError(NotImplementedError):
@@ -56,7 +58,7 @@ def supported(form, activation="tanh", second_derivatives=False):
     """Whether :func:`fused_rnn` can serve this layer.
 
     >>> supported("lstm", "tanh"), supported("gru", "softmax"), supported("rnn", second_derivatives=True)
-    (True, False, False)
+    (True, False, True)
     """
     ok = form in kernels.BLOCKS and activation in kernels.ACTIVATIONS
     return ok and (SECOND_DERIVATIVES or not second_derivatives)
@@ -190,20 +192,49 @@ class FusedRecurrentGrad(Op):
         pattern = [[True] * 3] * len(node.inputs)
         if n_len:
             pattern[3] = [False] * 3
-        return pattern
+        # the workspace is recomputed by the scan that gives second derivatives
+        n_work = len(kernels.workspace_names(self.form))
+        return pattern[: len(pattern) - n_work] + [[False] * 3] * n_work
 
     def pullback(self, inputs, outputs, output_grads):
-        return [
-            grad_not_implemented(
-                self,
-                k,
-                x,
-                "the fused recurrent ops have no second derivatives; use the scan implementation",
-            )
-            if x.type.dtype.startswith("float")
-            else disconnected_type()
-            for k, x in enumerate(inputs)
-        ]
+        """Second derivatives, through the ``scan`` reference (:mod:`trainkit.ops.reference`).
+
+        This op's outputs are the vector-Jacobian product of the forward op
+        with the incoming gradients; the same product is rebuilt from a fresh
+        scan of the same recurrence and differentiated symbolically. The
+        workspace inputs are recomputed there, so they get no gradient.
+        """
+        from .reference import scan_rnn
+
+        projected, hh, h0 = inputs[:3]
+        lengths, grads, _ = self._split(inputs)
+        ref = scan_rnn(self.form, projected, hh, h0, lengths, self.reverse, self.activation)
+        known = {
+            ref[name]: g
+            for name, g in zip(_outputs(self.form), grads, strict=True)
+            if g is not None
+        }
+        vjp = pytensor.grad(
+            None, [projected, hh, h0], known_grads=known, disconnected_inputs="ignore"
+        )
+        cotangents = {
+            v: g
+            for v, g in zip(vjp, output_grads, strict=True)
+            if not isinstance(g.type, DisconnectedType)
+        }
+        n_len = lengths is not None
+        float_inputs = [projected, hh, h0] + [g for g in grads if g is not None]
+        second = pytensor.grad(
+            None,
+            float_inputs,
+            known_grads=cotangents,
+            disconnected_inputs="ignore",
+            return_disconnected="disconnected",
+        )
+        n_work = len(kernels.workspace_names(self.form))
+        return (
+            second[:3] + [disconnected_type()] * n_len + second[3:] + [disconnected_type()] * n_work
+        )
 
 
 def fused_rnn(
@@ -241,7 +272,8 @@ def fused_rnn(
         ``out`` (state sequence), ``cell`` (lstm only), both ``(batch, time, H)``
         (or time-major), and ``last`` ``(batch, H)``: the state after each
         example's last real step (``h0`` for length 0). Gradients flow from
-        every output into ``projected``, ``hh`` and ``h0``; no second derivatives.
+        every output into ``projected``, ``hh`` and ``h0``; second derivatives go
+        through the scan reference (exact, at scan's speed).
     """
     if form not in kernels.BLOCKS:
         raise UnsupportedError(unknown("form", form, sorted(kernels.BLOCKS), kind="fused form"))

@@ -10,7 +10,11 @@ A statistic is a threshold string (``'<0.1'``: the fraction of values below
 symbolic scalar (reported under its ``__name__``). A dict of name ->
 statistic names callables explicitly. Each matched output gives one metric
 per statistic, named ``'<output><stat>'`` for thresholds (``'hid1:out<0.1'``)
-and ``'<output>.<stat>'`` otherwise (``'hid1:out.mean'``).
+and ``'<output>.<stat>'`` otherwise (``'hid1:out.mean'``). On outputs of
+padded variable-length sequences (the graph's ``masks``) every statistic is
+over the real steps only; a callable then receives those steps gathered as
+``(steps, units)`` (a boolean selection, which PyTensor's JAX backend cannot
+compile).
 
 >>> import numpy as np, pytensor.tensor as pt, regularizers
 >>> z = pt.as_tensor(np.array([[0.05, 0.5], [0.95, 0.2]], "float32"))
@@ -28,6 +32,7 @@ import pytensor.tensor as pt
 
 from regularizers.errors import closest_hint
 from regularizers.patterns import Pattern
+from regularizers.penalties import masked_mean
 
 __all__ = ["STATISTICS", "build"]
 
@@ -43,6 +48,30 @@ STATISTICS = {
     "max": pt.max,
     "absmean": lambda z: pt.mean(pt.abs(z)),
     "rms": _rms,
+}
+
+
+def _extreme(reduce, fill):
+    def statistic(z, mask):
+        keep = pt.shape_padright(pt.gt(mask, 0), z.ndim - 2)
+        return reduce(pt.switch(keep, z, np.asarray(fill, z.dtype)))
+
+    return statistic
+
+
+def _masked_std(z, mask):
+    centred = z - masked_mean(z, mask)
+    return pt.sqrt(masked_mean(pt.sqr(centred), mask))
+
+
+#: the statistics on outputs of padded sequences: over real steps only
+MASKED_STATISTICS = {
+    "mean": masked_mean,
+    "std": _masked_std,
+    "min": _extreme(pt.min, np.inf),
+    "max": _extreme(pt.max, -np.inf),
+    "absmean": lambda z, m: masked_mean(pt.abs(z), m),
+    "rms": lambda z, m: pt.sqrt(masked_mean(pt.sqr(z), m)),
 }
 
 _THRESHOLD = re.compile(r"^(<=|>=|<|>)\s*([-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?)$")
@@ -65,12 +94,19 @@ def _statistic(stat, where):
         op, value = match.group(1), float(match.group(2))
         compare = _COMPARE[op]
 
-        def fraction(z):
-            return pt.mean(pt.cast(compare(z, np.asarray(value, z.dtype)), z.dtype))
+        def fraction(z, mask=None):
+            return masked_mean(pt.cast(compare(z, np.asarray(value, z.dtype)), z.dtype), mask)
 
+        fraction.masked = True
         return f"{op}{match.group(2)}", fraction
     if stat in STATISTICS:
-        return f".{stat}", STATISTICS[stat]
+        masked = MASKED_STATISTICS[stat]
+
+        def named(z, mask=None):
+            return STATISTICS[stat](z) if mask is None else masked(z, mask)
+
+        named.masked = True
+        return f".{stat}", named
     allowed = [*STATISTICS, "<x", ">x", "<=x", ">=x"]
     hint = closest_hint(stat, STATISTICS)
     raise ValueError(
@@ -112,8 +148,14 @@ def build(spec, graph):
         names = Pattern(pattern, owner="monitors").select(list(graph.outputs), "output")
         for name in names:
             z = graph.outputs[name]
+            mask = graph.mask(name) if hasattr(graph, "mask") else None
             for suffix, function in stats:
-                expr = function(z)
+                if mask is None:
+                    expr = function(z)
+                elif getattr(function, "masked", False):
+                    expr = function(z, mask)
+                else:  # a user's callable sees the real steps only, (steps, units...)
+                    expr = function(z[pt.gt(mask, 0).nonzero()])
                 if not hasattr(expr, "ndim") or expr.ndim != 0:
                     raise ValueError(f"{where}: statistic {suffix[1:]!r} did not give a scalar")
                 metrics[f"{name}{suffix}"] = (
