@@ -41,3 +41,32 @@ def test_evaluate_matches_score_for_a_classifier(rng):
     assert metrics["acc"] == pytest.approx(net.score(x, labels))
     p = net.predict_proba(x).astype(np.float64)
     assert metrics["loss"] == pytest.approx(-np.log(p[np.arange(30), labels]).mean(), rel=1e-5)
+
+
+def test_predict_in_batches_equals_predict_at_once(rng):
+    x = rng.normal(size=(23, 4, 3)).astype("float32")
+    net = trainkit.Regressor([3, dict(size=5, form="gru"), 2])
+    whole = net.predict(x)
+    np.testing.assert_allclose(net.predict(x, batch_size=5), whole, rtol=1e-6, atol=1e-7)
+    classifier = trainkit.Classifier([3, dict(size=5, form="rnn", return_sequences=False), 3])
+    np.testing.assert_array_equal(classifier.predict(x, batch_size=4), classifier.predict(x))
+    with pytest.raises(ValueError, match=r"batch_size: must be a positive int or None, got 0"):
+        net.predict(x, batch_size=0)
+
+
+def test_a_fused_recurrent_net_trains_on_jax_from_a_callable(rng):
+    pytest.importorskip("jax")
+    x = rng.normal(size=(8, 4, 3)).astype("float32")
+    y = rng.normal(size=(8, 4, 2)).astype("float32")
+    net = trainkit.Regressor([3, dict(size=5, form="lstm"), 2])
+    net.train(
+        lambda: [x, y],
+        [x, y],
+        algo="adam",
+        epoch_size=2,
+        max_updates=2,
+        mode="JAX",
+        progress=False,
+        log=False,
+    )
+    assert net.trainer.step == 2

@@ -16,7 +16,7 @@ __all__ = ["is_jax", "quiet"]
 #: (trainkit asks for neither; the results are the same)
 _NOISE = (
     r"Skipping Assert",
-    r"Explicitly requested dtype float64 requested in astype is not available",
+    r"Explicitly requested dtype \w+ requested in \w+ is not available",
     r"Skipping CheckAndRaise",
 )
 
@@ -51,14 +51,19 @@ def quiet():
 
 
 class QuietFirstCall:
-    """A compiled function whose first call (where JAX traces the graph) is :func:`quiet`."""
+    """A compiled function whose first call (where Numba compiles) is :func:`quiet`.
 
-    def __init__(self, function):
+    Under JAX every call is: JAX traces again whenever the input shapes change
+    (the last, smaller batch of an epoch), and a trace is where it warns.
+    """
+
+    def __init__(self, function, mode=None):
         self.function = function
+        self._always = is_jax(mode)
         self._traced = False
 
     def __call__(self, *args):
-        if self._traced:
+        if self._traced and not self._always:
             return self.function(*args)
         with quiet():
             result = self.function(*args)

@@ -25,6 +25,7 @@ from regularizers.errors import (
     closest_hint,
 )
 
+from ..backend import QuietFirstCall, is_jax, quiet
 from ..data.arrays import ArraySpec, check_arrays
 from ..layers import parse_layers
 from ..training.trainer import Trainer
@@ -229,7 +230,7 @@ class Network:
 
         Only a scan under JAX needs it; fused recurrent layers take any length.
         """
-        if not self.is_recurrent or not _is_jax(mode):
+        if not self.is_recurrent or not is_jax(mode):
             return None
         if not any(layer.uses_scan(impl) for layer in self.layers):
             return None
@@ -345,7 +346,7 @@ class Network:
             )
         mode = kwargs.get("mode", self.mode)
         time_steps = None
-        if self.is_recurrent and _is_jax(mode):
+        if self.is_recurrent and is_jax(mode) and any(layer.uses_scan() for layer in self.layers):
             if not isinstance(train, list):
                 raise ValueError(
                     "train: mode='JAX' with recurrent layers needs array data, whose sequence "
@@ -432,9 +433,16 @@ class Network:
             for reg in regs:
                 graph = reg.modify_graph(graph)
             inputs = [self.x] if self.lengths is None else [self.x, self.lengths]
-            function = pytensor.function(
-                inputs, graph.outputs[self.output_name], updates=graph.updates, mode=self.mode
-            )
+            with quiet():
+                function = QuietFirstCall(
+                    pytensor.function(
+                        inputs,
+                        graph.outputs[self.output_name],
+                        updates=graph.updates,
+                        mode=self.mode,
+                    ),
+                    self.mode,
+                )
         self._functions[key] = function
         return function
 
@@ -458,23 +466,38 @@ class Network:
             )
         return lengths.astype("int32")
 
-    def _output(self, x, graph_kwargs, lengths=None):
+    def _output(self, x, graph_kwargs, lengths=None, batch_size=None):
         x = self._check_x(x)
         lengths = self._check_lengths(x, lengths)
+        if batch_size is not None and (
+            isinstance(batch_size, bool)
+            or not isinstance(batch_size, int | np.integer)
+            or batch_size < 1
+        ):
+            raise InvalidArgument(
+                "batch_size", f"must be a positive int or None, got {batch_size!r}", batch_size
+            )
         function = self._compile_output(graph_kwargs, self.static_time(self.mode, x))
-        args = [x] if lengths is None else [x, lengths]
-        return np.asarray(function(*args))
+        step = len(x) if batch_size is None else int(batch_size)
+        parts = []
+        for start in range(0, max(len(x), 1), max(step, 1)):
+            rows = slice(start, start + step)
+            args = [x[rows]] if lengths is None else [x[rows], lengths[rows]]
+            parts.append(np.asarray(function(*args)))
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
-    def predict(self, x, lengths=None, **graph_regularizers):
+    def predict(self, x, lengths=None, batch_size=None, **graph_regularizers):
         """The network's output for ``x``.
 
         ``lengths`` gives each sequence's real steps for a model whose input
         entry says ``lengths=True`` (default: every step is real); padded
         steps of a sequence output are computed but mean nothing.
+        ``batch_size`` computes that many examples per call (default: all at
+        once), so a large array needs no more memory than a batch's.
         Keyword arguments are graph regularizers applied at prediction time,
         e.g. ``hidden_dropout=0.5`` for Monte-Carlo dropout.
         """
-        return self._output(x, graph_regularizers, lengths)
+        return self._output(x, graph_regularizers, lengths, batch_size)
 
     def _step_weights(self, x, weights, lengths):
         """Sample weights with padded steps of sequence outputs weighing 0 (for scores)."""
@@ -609,13 +632,13 @@ class Classifier(Network):
         acc = pt.mean(hits) if weights is None else pt.sum(weights * hits) / pt.sum(weights)
         return OrderedDict(acc=acc)
 
-    def predict_proba(self, x, lengths=None, **graph_regularizers):
+    def predict_proba(self, x, lengths=None, batch_size=None, **graph_regularizers):
         """Class probabilities for ``x``, shape ``(..., classes)``."""
-        return self._output(x, graph_regularizers, lengths)
+        return self._output(x, graph_regularizers, lengths, batch_size)
 
-    def predict(self, x, lengths=None, **graph_regularizers):
+    def predict(self, x, lengths=None, batch_size=None, **graph_regularizers):
         """The most probable class for each example of ``x``."""
-        return np.argmax(self.predict_proba(x, lengths, **graph_regularizers), axis=-1)
+        return np.argmax(self.predict_proba(x, lengths, batch_size, **graph_regularizers), axis=-1)
 
     def score(self, x, labels, weights=None, lengths=None):
         """Accuracy (weighted by ``weights`` if given; real steps only)."""
@@ -661,15 +684,6 @@ class Autoencoder(Network):
     def score(self, x, weights=None, lengths=None):
         r""":math:`R^2` of the reconstruction of ``x`` (real steps only)."""
         return r2(x, self.predict(x, lengths), self._step_weights(x, weights, lengths))
-
-
-def _is_jax(mode):
-    """Whether ``mode`` compiles with PyTensor's JAX backend."""
-    if mode is None:
-        mode = pytensor.config.mode
-    if isinstance(mode, str):
-        return mode.upper() == "JAX"
-    return type(getattr(mode, "linker", None)).__name__ == "JAXLinker"
 
 
 _CLASSES = {cls.__name__: cls for cls in (Regressor, Classifier, Autoencoder)}

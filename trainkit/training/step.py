@@ -140,7 +140,8 @@ class Step:
             )
             with quiet():
                 self._step = QuietFirstCall(
-                    pytensor.function(inputs, outputs, updates=updates, givens=givens, mode=mode)
+                    pytensor.function(inputs, outputs, updates=updates, givens=givens, mode=mode),
+                    mode,
                 )
             return
         if a.spec.algo == "esgd":
@@ -182,7 +183,8 @@ class Step:
                     updates=grad_updates,
                     givens=givens,
                     mode=mode,
-                )
+                ),
+                mode,
             )
         if weighted:
             mean = OrderedDict(
@@ -211,7 +213,9 @@ class Step:
         if monitor_gradients:
             outputs.append(_grad_norm(clipped, dtype))
         with quiet():
-            self._apply = QuietFirstCall(pytensor.function([], outputs, updates=guarded, mode=mode))
+            self._apply = QuietFirstCall(
+                pytensor.function([], outputs, updates=guarded, mode=mode), mode
+            )
 
     # -- one function -------------------------------------------------------------
 
@@ -319,4 +323,4 @@ def validation_function(graph, base_loss, regs, inputs, extra, *, givens, mode, 
             givens=givens,
             mode=mode,
         )
-    return QuietFirstCall(function), names
+    return QuietFirstCall(function, mode), names
