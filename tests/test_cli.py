@@ -493,3 +493,21 @@ def test_threads_flag_limits_blas_for_the_command(tmp_path, monkeypatch):
     assert result.exit_code == 0, result.stderr
     assert seen and set(seen) == {1}
     assert invoke("--threads", 0, "list").exit_code == 2
+
+
+def test_a_config_trains_on_padded_sequences_with_lengths(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(48, 6, 2)).astype("float32")
+    lengths = rng.integers(2, 7, size=48).astype("int32")
+    y = np.stack([x[i, : lengths[i], 0].sum() for i in range(48)])[:, None].astype("float32")
+    np.savez(tmp_path / "seq.npz", x=x, y=y, steps=lengths)
+    (tmp_path / "run.toml").write_text(
+        '[model]\nkind = "Regressor"\n'
+        'layers = [{size = 2, lengths = true}, {size = 8, form = "gru", '
+        "return_sequences = false}, 1]\n"
+        '[data]\ntrain = "seq.npz"\nlengths = "steps"\nvalid_fraction = 0.25\n'
+        '[training]\nalgo = "adam"\nlearning_rate = 0.01\nmax_updates = 6\n'
+    )
+    result = invoke("train", tmp_path / "run.toml", "--run-dir", tmp_path / "run")
+    assert result.exit_code == 0, result.stderr
+    assert (tmp_path / "run" / "model.npz").exists()

@@ -82,6 +82,8 @@ DATA_KEYS = {
     "valid": "validation data, in the same forms as train",
     "x": "array name (.npz) or column name(s) (.csv) of the inputs",
     "y": "array name (.npz) or column name(s) (.csv) of the targets",
+    "lengths": "array name (.npz) or column name (.csv) of the sequence lengths "
+    "(models whose input entry has lengths = true)",
     "weights": "array name (.npz) or column name (.csv) of the sample weights",
     "valid_fraction": "fraction of the training data held out for validation (no valid file)",
     "split_seed": "seed of the validation split",

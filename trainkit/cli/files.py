@@ -59,7 +59,7 @@ __all__ = [
 DATA_DIR = Path(__file__).parent / "builtin"
 #: rows copied at a time from a memory-mapped array
 CHUNK_ROWS = 65536
-ROLES = ("x", "y", "weights")
+ROLES = ("x", "y", "lengths", "weights")
 
 
 class DataError(ValueError):
@@ -245,7 +245,7 @@ def read_csv(path, columns, key=None):
 def read_file(path, names, key=None):
     """``{role: array}`` from a ``.npz`` or ``.csv`` file.
 
-    ``names`` maps roles (``x``, ``y``, ``weights``) to array names (.npz) or
+    ``names`` maps roles (``x``, ``y``, ``lengths``, ``weights``) to array names (.npz) or
     column names (.csv; ``x=None`` is every other column).
     """
     suffix = Path(path).suffix.lower()
@@ -392,7 +392,7 @@ class Data:
 
 
 def _roles(kind, data):
-    roles = {"x": data.get("x"), "y": data.get("y"), "weights": data.get("weights")}
+    roles = {role: data.get(role) for role in ROLES}
     if kind == "Autoencoder":
         if roles["y"] is not None:
             raise DataError("an Autoencoder's target is its input; remove y", "y")
@@ -429,8 +429,9 @@ def _arrays(found, roles, source, key, needed):
     for role in needed:
         if role not in found:
             raise DataError(f"{_name(source)}: no {role} array given", key)
-    ordered = [found[r] for r in ("x", "y", "weights") if r in found and r in roles]
-    lengths = {r: len(found[r]) for r in ("x", "y", "weights") if r in found}
+    # the order net.train takes: inputs, targets, sequence lengths, sample weights
+    ordered = [found[r] for r in ROLES if r in found and r in roles]
+    lengths = {r: len(found[r]) for r in ROLES if r in found}
     if len(set(lengths.values())) > 1:
         shown = ", ".join(f"{r} {n}" for r, n in lengths.items())
         raise DataError(f"{_name(source)}: arrays have different lengths: {shown}", key)
