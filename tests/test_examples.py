@@ -56,7 +56,8 @@ def test_readme_config_is_valid(tmp_path):
     from trainkit.cli import cli
 
     readme = (SCRIPTS.parent / "README.md").read_text(encoding="utf-8")
-    (block,) = re.findall(r"```toml\n(.*?)```", readme, flags=re.S)
+    blocks = re.findall(r"```toml\n(.*?)```", readme, flags=re.S)
+    (block,) = [b for b in blocks if "[model]" in b]  # the run config (the other: [sweep])
     (tmp_path / "run.toml").write_text(block, encoding="utf-8")
     rng = np.random.default_rng(0)
     np.savez(
