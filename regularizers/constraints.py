@@ -115,8 +115,11 @@ def total_norm_constraint(tensor_vars, max_norm, epsilon=1e-7, return_norm=False
 
     Notes
     -----
-    Lasagne's ``total_norm_constraint``; PyTorch's ``clip_grad_norm_`` uses
-    the same rule with ``epsilon=1e-6``.
+    Lasagne's ``total_norm_constraint``: under the limit the tensors are still
+    scaled, by :math:`n / (n + \epsilon)`. PyTorch's ``clip_grad_norm_`` differs
+    there: it multiplies by :math:`\min(1, c / (n + 10^{-6}))`, which leaves
+    tensors under the limit unchanged; above it the two agree to
+    :math:`O(\epsilon / n)`.
 
     References
     ----------
@@ -265,8 +268,9 @@ class MaxTotalGradientNorm(_GradientClip):
         n = \sqrt{\textstyle\sum_k \lVert g_k \rVert_2^2}, \qquad
         g_k' = g_k \cdot \frac{\min(n, c)}{\epsilon + n}
 
-    ``total_norm_constraint`` with :math:`\epsilon = 10^{-7}`, as Lasagne;
-    PyTorch's ``clip_grad_norm_`` does the same.
+    ``total_norm_constraint`` with :math:`\epsilon = 10^{-7}`, as Lasagne
+    (under the limit gradients are scaled by :math:`n / (n + \epsilon)`, where
+    PyTorch's ``clip_grad_norm_`` leaves them unchanged).
 
     Parameters
     ----------
