@@ -87,8 +87,9 @@ def main():
         np.savez(folder / "train.npz", x=x, y=y)
         mode = f'mode = "{args.mode}"\n' if args.mode else ""
         (folder / "sweep.toml").write_text(CONFIG.format(updates=args.updates, mode=mode))
-        # a throwaway run fills PyTensor's compile cache, so neither timed run pays for it
-        sweep(folder, "warmup", 1, 1, env)
+        # a throwaway run of every trial fills PyTensor's compile cache (each weight_l2
+        # is a constant of its own graph), so neither timed run pays for compiling
+        sweep(folder, "warmup", args.trials, args.workers, env)
         one, n_one = sweep(folder, "sequential", args.trials, 1, env)
         many, n_many = sweep(folder, "parallel", args.trials, args.workers, env)
     print(f"cores: {os.cpu_count()}; OMP_NUM_THREADS=1 per worker; mode {args.mode or 'default'}")
