@@ -1,6 +1,7 @@
 """Models built from layer lists: ``Regressor``, ``Classifier``, ``Autoencoder``."""
 
 from . import losses
-from .network import Autoencoder, Classifier, Network, Regressor, Task, load
+from .kinds import Autoencoder, Classifier, Regressor, load
+from .network import Network, Task
 
 __all__ = ["Autoencoder", "Classifier", "Network", "Regressor", "Task", "load", "losses"]

@@ -96,7 +96,7 @@ def param_shapes(config):
 
 def _check_meta(meta):
     """The model class and config of a model file's meta (ValueError if malformed)."""
-    from .network import _CLASSES
+    from .kinds import _CLASSES
 
     if meta.get("format") != MODEL_FORMAT:
         raise ValueError(f"not a trainkit model file (format {meta.get('format')!r})")

@@ -1,4 +1,7 @@
-r"""Networks: ``Regressor``, ``Classifier``, ``Autoencoder`` from layer lists.
+r"""The network behind every model: a layer list built into a named graph, trained and used.
+
+The kinds of model (``Regressor``, ``Classifier``, ``Autoencoder``) are in
+:mod:`trainkit.models.kinds`.
 
 >>> import numpy as np, trainkit
 >>> net = trainkit.Regressor([3, (4, "tanh"), 2])
@@ -30,9 +33,8 @@ from ..data.arrays import ArraySpec, check_arrays
 from ..layers import parse_layers
 from ..training.trainer import Trainer
 from . import losses
-from .metrics import r2
 
-__all__ = ["Network", "Regressor", "Classifier", "Autoencoder", "Task", "load"]
+__all__ = ["Network", "Task"]
 
 
 @dataclass
@@ -579,123 +581,3 @@ class Network:
     def __repr__(self):
         layers = ", ".join(f"{layer.name}:{layer.form}({layer.size})" for layer in self.layers)
         return f"{type(self).__name__}({self.input_name}({self.n_in}), {layers})"
-
-
-class Regressor(Network):
-    """Regression: real targets, mean squared error by default.
-
-    Data are ``[X, Y]`` (optionally ``[X, Y, weights]``) with ``Y`` shaped
-    like the output.
-    """
-
-    def score(self, x, y, weights=None, lengths=None):
-        r"""The coefficient of determination :math:`R^2`, averaged over outputs (real steps only)."""
-        check_arrays(
-            [x, y] + ([] if weights is None else [weights]),
-            [self._input_spec(), self._target_spec(), self._weights_spec()],
-            argument="score",
-        )
-        return r2(y, self.predict(x, lengths), self._step_weights(x, weights, lengths))
-
-
-class Classifier(Network):
-    """Classification: integer labels, softmax output and cross-entropy.
-
-    Data are ``[X, labels]`` with labels an int array shaped like the output
-    without its last axis (``(batch,)``, or ``(batch, time)`` for per-step
-    classification of sequences). ``predict`` returns labels,
-    ``predict_proba`` class probabilities.
-    """
-
-    default_loss = "xent"
-    allowed_losses = ("xent",)
-    default_output_activation = "softmax"
-
-    def _make_targets(self):
-        ndim = self.output_ndim
-        y = pt.tensor("labels", dtype="int64", shape=(None,) * (ndim - 1))
-        w = pt.tensor("weights", dtype=self.dtype, shape=(None,) * (ndim - 1))
-        return y, w
-
-    def _target_spec(self):
-        return ArraySpec(
-            "labels",
-            self.output_ndim - 1,
-            kind="int",
-            dtype="int64",
-            low=0,
-            high=self.output_size - 1,
-        )
-
-    def _metrics(self, out, y, weights):
-        hits = pt.cast(pt.eq(pt.argmax(out, axis=-1), y), self.dtype)
-        acc = pt.mean(hits) if weights is None else pt.sum(weights * hits) / pt.sum(weights)
-        return OrderedDict(acc=acc)
-
-    def predict_proba(self, x, lengths=None, batch_size=None, **graph_regularizers):
-        """Class probabilities for ``x``, shape ``(..., classes)``."""
-        return self._output(x, graph_regularizers, lengths, batch_size)
-
-    def predict(self, x, lengths=None, batch_size=None, **graph_regularizers):
-        """The most probable class for each example of ``x``."""
-        return np.argmax(self.predict_proba(x, lengths, batch_size, **graph_regularizers), axis=-1)
-
-    def score(self, x, labels, weights=None, lengths=None):
-        """Accuracy (weighted by ``weights`` if given; real steps only)."""
-        check_arrays(
-            [x, labels] + ([] if weights is None else [weights]),
-            [self._input_spec(), self._target_spec(), self._weights_spec()],
-            argument="score",
-        )
-        hits = (self.predict(x, lengths) == labels).astype(np.float64)
-        weights = self._step_weights(x, weights, lengths)
-        if weights is None:
-            return float(hits.mean())
-        return float((hits * weights).sum() / np.sum(weights))
-
-
-class Autoencoder(Network):
-    """Autoencoder: the output reconstructs the input; data are ``[X]``."""
-
-    def __init__(self, layers, **kwargs):
-        super().__init__(layers, **kwargs)
-        if self.output_size != self.n_in or self.output_ndim != self.x.ndim:
-            raise InvalidArgument(
-                "layers",
-                f"an Autoencoder's output layer must match the input, got input size "
-                f"{self.n_in} and output size {self.output_size}",
-                layers,
-            )
-
-    def _target_spec(self):
-        return self._input_spec()
-
-    def _target(self):
-        """The loss compares with a ``target`` given, when compiling, as the clean ``x``.
-
-        ``x`` is the graph's input, so ``input_noise`` or ``input_dropout``
-        replace it everywhere the network reads it; the loss reads ``target``
-        instead, which compiling substitutes by the uncorrupted ``x`` (a
-        denoising autoencoder). Nothing extra is fed.
-        """
-        target = self.x.type("target")
-        return target, [], [], {target: self.x}
-
-    def score(self, x, weights=None, lengths=None):
-        r""":math:`R^2` of the reconstruction of ``x`` (real steps only)."""
-        return r2(x, self.predict(x, lengths), self._step_weights(x, weights, lengths))
-
-
-_CLASSES = {cls.__name__: cls for cls in (Regressor, Classifier, Autoencoder)}
-
-
-def load(path):
-    """Load a model saved with ``net.save(path)`` (see :func:`trainkit.models.io.load`).
-
-    Every declared size is checked before anything is allocated, nothing is
-    unpickled, and non-finite parameters are refused, so opening a model
-    file from elsewhere can neither run code nor exhaust memory.
-    """
-    from . import io
-
-    return io.load(path)
