@@ -4,13 +4,16 @@ The training loop installs no signal handlers: a library should not take over
 its host's signals. The command line wraps its runs in :func:`stop_on_signals`,
 and so can a Python user:
 
->>> import trainkit
+>>> import numpy as np, trainkit
 >>> from trainkit.training.signals import stop_on_signals
 >>> net = trainkit.Regressor([2, 1])
->>> trainer = net.trainer_for([np.zeros((8, 2), "float32"), np.zeros((8, 1), "float32")],
-...                           max_updates=3, progress=False, log=False)  # doctest: +SKIP
->>> with stop_on_signals(trainer):                                      # doctest: +SKIP
-...     trainer.train(data)
+>>> data = [np.zeros((8, 2), "float32"), np.zeros((8, 1), "float32")]
+>>> pairs = net.itertrain(data, max_updates=3, progress=False, log=False)
+>>> with stop_on_signals(net.trainer):
+...     for train_metrics, valid_metrics in pairs:
+...         pass
+>>> net.trainer.stop_reason
+'max_updates=3 reached'
 
 The first Ctrl-C or SIGTERM asks the trainer to stop after the current update
 (``trainer.stop('interrupted by SIGINT')``, which ends with a final checkpoint
