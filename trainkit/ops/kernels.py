@@ -8,6 +8,9 @@ real time :math:`t_b(s) = s` (forward) or :math:`L_b - 1 - s` (reverse).
 Rows are sorted by decreasing length so that the active rows are a prefix
 ``[:n_s]``: each step is one ``h @ W_hh`` GEMM on that prefix plus whole-tile
 NumPy ufuncs (SIMD ``tanh``), no per-element Python or scalar ``libm`` calls.
+The LSTM's remaining gate arithmetic (no transcendentals) runs as a few
+compiled Numba loops per step (:func:`_lstm_cell_step`, :func:`_lstm_back_step`),
+which replace some fifteen small ufunc calls each.
 
 The forward pass saves a *workspace* in loop time and sorted row order
 (states, cells, activated gates); the backward pass (BPTT) reads it, writes
@@ -23,6 +26,7 @@ Activations act in place and are differentiated from their *output* ``y``:
 """
 
 import numpy as np
+from numba import njit
 
 __all__ = ["ACTIVATIONS", "BLOCKS", "forward", "backward", "workspace_names"]
 
@@ -143,6 +147,77 @@ class Plan:
         return self.unsort(states[self.lengths, np.arange(self.B)])
 
 
+#: activation → code of its derivative in :func:`_lstm_back_step`
+_DERIVATIVE_CODES = {"tanh": 0, "sigmoid": 1, "relu": 2, "linear": 3}
+
+
+# The loops below run over 1-D row views and per-gate slices of them: LLVM
+# vectorises those (not the 2-D indexing); no ``fastmath``, so each value is
+# rounded as NumPy would round it.
+
+
+@njit(cache=True, nogil=True)
+def _add_scale(a, p, scale):  # pragma: no cover - compiled
+    """``a = (a + p) * scale`` (per column), in place: the gate pre-activations."""
+    for r in range(a.shape[0]):
+        ar, pr = a[r], p[r]
+        for j in range(ar.shape[0]):
+            ar[j] = (ar[j] + pr[j]) * scale[j]
+
+
+@njit(cache=True, nogil=True)
+def _lstm_cell_step(a, c_prev, c, tc, half):  # pragma: no cover - compiled
+    """From ``a = tanh`` of the scaled gates: the gates in place, ``c`` and a copy in ``tc``."""
+    n, H = c.shape
+    for r in range(n):
+        ar, cp, cr, tr = a[r], c_prev[r], c[r], tc[r]
+        ai, af, ag, ao = ar[:H], ar[H : 2 * H], ar[2 * H : 3 * H], ar[3 * H :]
+        for j in range(H):
+            i = ai[j] * half + half
+            f = af[j] * half + half
+            o = ao[j] * half + half
+            ai[j] = i
+            af[j] = f
+            ao[j] = o
+            v = f * cp[j] + i * ag[j]
+            cr[j] = v
+            tr[j] = v
+
+
+@njit(cache=True, nogil=True)
+def _lstm_back_step(a, tc, c_prev, d_h, dc, g_cell, has_g_cell, code, one, d):  # pragma: no cover
+    """One BPTT step of the LSTM cell: ``d`` (gate pre-activations) and ``dc`` in place.
+
+    ``code`` is the cell activation's derivative (:data:`_DERIVATIVE_CODES`).
+    """
+    n, H = dc.shape
+    zero = one - one
+    for r in range(n):
+        ar, dr, tr, cp, hr, cr, gr = a[r], d[r], tc[r], c_prev[r], d_h[r], dc[r], g_cell[r]
+        ai, af, ag, ao = ar[:H], ar[H : 2 * H], ar[2 * H : 3 * H], ar[3 * H :]
+        di, df, dg, do = dr[:H], dr[H : 2 * H], dr[2 * H : 3 * H], dr[3 * H :]
+        for j in range(H):
+            y = tr[j]
+            if code == 0:
+                dy = one - y * y
+            elif code == 1:
+                dy = (one - y) * y
+            elif code == 2:
+                dy = one if y > zero else zero
+            else:
+                dy = one
+            i, f, g, o = ai[j], af[j], ag[j], ao[j]
+            dhj = hr[j]
+            v = cr[j] + dy * o * dhj
+            if has_g_cell:
+                v += gr[j]
+            di[j] = (one - i) * i * g * v
+            df[j] = (one - f) * f * cp[j] * v
+            dg[j] = (one - g * g) * i * v
+            do[j] = (one - o) * o * y * dhj
+            cr[j] = v * f
+
+
 def _sigmoid_blocks(blocks, H, dtype):
     """Per-column scale and offset turning ``tanh(scale * z)`` into the gate activations."""
     scale = np.full(blocks * H, 0.5, dtype)
@@ -177,25 +252,18 @@ def forward(form, activation, reverse, projected, hh, h0, lengths):
     if form == "lstm":
         cells = np.zeros((T + 1, B, H), dtype)
         act_cells = np.zeros((T, B, H), dtype)
-        scale, offset = _sigmoid_blocks(4, H, dtype)
-        tmp = np.empty((B, H), dtype)
+        scale, _ = _sigmoid_blocks(4, H, dtype)
+        half = dtype.type(0.5)
         for s in range(T):
             n = plan.counts[s]
             a = gates[s, :n]
             np.dot(states[s, :n], hh, out=a)
-            a += plan.take(projected, s, n)
-            a *= scale
+            _add_scale(a, plan.take(projected, s, n), scale)
             np.tanh(a, out=a)
-            a *= scale
-            a += offset
-            i, f, g, o = a[:, :H], a[:, H : 2 * H], a[:, 2 * H : 3 * H], a[:, 3 * H :]
-            c, tc, t = cells[s + 1, :n], act_cells[s, :n], tmp[:n]
-            np.multiply(f, cells[s, :n], out=c)
-            np.multiply(i, g, out=t)
-            c += t
-            np.copyto(tc, c)
+            tc = act_cells[s, :n]
+            _lstm_cell_step(a, cells[s, :n], cells[s + 1, :n], tc, half)
             activate(activation, tc)
-            np.multiply(o, tc, out=states[s + 1, :n])
+            np.multiply(a[:, 3 * H :], tc, out=states[s + 1, :n])
         return (
             plan.to_real(states[1:]),
             plan.to_real(cells[1:]),
@@ -267,33 +335,25 @@ def backward(form, activation, reverse, hh, lengths, grads, workspace):
     elif form == "lstm":
         _, cells, gates, act_cells = workspace
         carry_c = np.zeros((B, H), dtype)
-        alpha = np.zeros(GH, dtype)
-        alpha[2 * H : 3 * H] = 1
-        beta = 1 - alpha
+        code, one = _DERIVATIVE_CODES[activation], dtype.type(1)
         for s in range(T - 1, -1, -1):
             n = plan.counts[s]
             d_h = incoming(s, n)
-            a, d, tc, t = gates[s, :n], dz[s, :n], act_cells[s, :n], tmp[:n]
-            i, f, g, o = a[:, :H], a[:, H : 2 * H], a[:, 2 * H : 3 * H], a[:, 3 * H :]
             dc = carry_c[:n]
-            derivative(activation, tc, t)
-            t *= o
-            t *= d_h
-            dc += t
-            if g_cell is not None:
-                dc += plan.take(g_cell, s, n)
-            np.subtract(beta, a, out=d)  # gate derivative: a (1 - a) or 1 - a^2
-            d *= a
-            d += alpha
-            d[:, :H] *= g
-            d[:, :H] *= dc
-            d[:, H : 2 * H] *= cells[s, :n]
-            d[:, H : 2 * H] *= dc
-            d[:, 2 * H : 3 * H] *= i
-            d[:, 2 * H : 3 * H] *= dc
-            d[:, 3 * H :] *= tc
-            d[:, 3 * H :] *= d_h
-            dc *= f
+            gc = dc if g_cell is None else plan.take(g_cell, s, n)
+            d = dz[s, :n]
+            _lstm_back_step(
+                gates[s, :n],
+                act_cells[s, :n],
+                cells[s, :n],
+                d_h,
+                dc,
+                gc,
+                g_cell is not None,
+                code,
+                one,
+                d,
+            )
             np.dot(d, hh_t, out=carry[:n])
         dhh = np.dot(states[:T].reshape(T * B, H).T, dz.reshape(T * B, GH))
     else:
@@ -332,4 +392,6 @@ def backward(form, activation, reverse, hh, lengths, grads, workspace):
             ],
             axis=1,
         )
-    return plan.to_real(dz), dhh, plan.unsort(carry)
+    # dz is this call's own array: in real time already, it need not be copied
+    d_projected = dz if plan.uniform and not reverse else plan.to_real(dz)
+    return d_projected, dhh, plan.unsort(carry)
