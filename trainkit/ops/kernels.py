@@ -8,9 +8,9 @@ real time :math:`t_b(s) = s` (forward) or :math:`L_b - 1 - s` (reverse).
 Rows are sorted by decreasing length so that the active rows are a prefix
 ``[:n_s]``: each step is one ``h @ W_hh`` GEMM on that prefix plus whole-tile
 NumPy ufuncs (SIMD ``tanh``), no per-element Python or scalar ``libm`` calls.
-The LSTM's remaining gate arithmetic (no transcendentals) runs as a few
-compiled Numba loops per step (:func:`_lstm_cell_step`, :func:`_lstm_back_step`),
-which replace some fifteen small ufunc calls each.
+The LSTM's and GRU's remaining gate arithmetic (no transcendentals) runs as a few
+compiled Numba loops per step (:func:`_lstm_cell_step`, :func:`_lstm_back_step`, ...
+``_gru_*``), which replace some fifteen small ufunc calls.
 
 The forward pass saves a *workspace* in loop time and sorted row order
 (states, cells, activated gates); the backward pass (BPTT) reads it, writes
@@ -218,6 +218,70 @@ def _lstm_back_step(a, tc, c_prev, d_h, dc, g_cell, has_g_cell, code, one, d):  
             cr[j] = v * f
 
 
+@njit(cache=True, nogil=True)
+def _gru_gates_step(a, hp, rh, half):  # pragma: no cover - compiled
+    """From ``a[:, :2H] = tanh`` of the halved ``z, r`` pre-activations: ``z, r`` in place, ``r h``."""
+    n, H = hp.shape
+    for r in range(n):
+        ar, hr, qr = a[r], hp[r], rh[r]
+        az, ax = ar[:H], ar[H : 2 * H]
+        for j in range(H):
+            az[j] = az[j] * half + half
+        for j in range(H):
+            v = ax[j] * half + half
+            ax[j] = v
+            qr[j] = v * hr[j]
+
+
+@njit(cache=True, nogil=True)
+def _gru_state_step(a, hp, h):  # pragma: no cover - compiled
+    """``h = n + z (h_prev - n)``."""
+    n, H = hp.shape
+    for r in range(n):
+        ar, pr, hr = a[r], hp[r], h[r]
+        az, an = ar[:H], ar[2 * H :]
+        for j in range(H):
+            hr[j] = (pr[j] - an[j]) * az[j] + an[j]
+
+
+@njit(cache=True, nogil=True)
+def _gru_back_first(a, hp, d_h, code, one, d):  # pragma: no cover - compiled
+    """``d`` of the ``z`` and ``n`` pre-activations (``code``: :data:`_DERIVATIVE_CODES`)."""
+    n, H = hp.shape
+    zero = one - one
+    for r in range(n):
+        ar, dr, pr, hr = a[r], d[r], hp[r], d_h[r]
+        az, an = ar[:H], ar[2 * H :]
+        dz, dn = dr[:H], dr[2 * H :]
+        for j in range(H):
+            y = an[j]
+            if code == 0:
+                dy = one - y * y
+            elif code == 1:
+                dy = (one - y) * y
+            elif code == 2:
+                dy = one if y > zero else zero
+            else:
+                dy = one
+            z = az[j]
+            dn[j] = dy * ((one - z) * hr[j])
+            dz[j] = (pr[j] - y) * hr[j] * ((one - z) * z)
+
+
+@njit(cache=True, nogil=True)
+def _gru_back_second(a, hp, d_h, drh, one, d, carry):  # pragma: no cover - compiled
+    """``d`` of the ``r`` pre-activations and ``carry = d_h z + drh r``."""
+    n, H = hp.shape
+    for r in range(n):
+        ar, dr, pr, hr, qr, cr = a[r], d[r], hp[r], d_h[r], drh[r], carry[r]
+        az, ax = ar[:H], ar[H : 2 * H]
+        dx = dr[H : 2 * H]
+        for j in range(H):
+            x = ax[j]
+            dx[j] = qr[j] * pr[j] * ((one - x) * x)
+            cr[j] = hr[j] * az[j] + qr[j] * x
+
+
 def _sigmoid_blocks(blocks, H, dtype):
     """Per-column scale and offset turning ``tanh(scale * z)`` into the gate activations."""
     scale = np.full(blocks * H, 0.5, dtype)
@@ -278,23 +342,22 @@ def forward(form, activation, reverse, projected, hh, h0, lengths):
     tmp = np.empty((B, 2 * H), dtype)
     tmp_n = np.empty((B, H), dtype)
     hh_zr, hh_n = np.ascontiguousarray(hh[:, : 2 * H]), np.ascontiguousarray(hh[:, 2 * H :])
+    scale, half = np.full(2 * H, 0.5, dtype), dtype.type(0.5)
     for s in range(T):
         m = plan.counts[s]
         hp, a, xp = states[s, :m], gates[s, :m], plan.take(projected, s, m)
         zr, cand = a[:, : 2 * H], a[:, 2 * H :]
-        np.dot(hp, hh_zr, out=tmp[:m])
-        np.add(xp[:, : 2 * H], tmp[:m], out=zr)
-        activate("sigmoid", zr)
+        t = tmp[:m]
+        np.dot(hp, hh_zr, out=t)
+        _add_scale(t, xp[:, : 2 * H], scale)  # sigmoid(x) = (1 + tanh(x / 2)) / 2
+        np.tanh(t, out=zr)
         rh = reset_states[s, :m]
-        np.multiply(zr[:, H:], hp, out=rh)
+        _gru_gates_step(a, hp, rh, half)
         t = tmp_n[:m]
         np.dot(rh, hh_n, out=t)
         np.add(xp[:, 2 * H :], t, out=cand)
         activate(activation, cand)
-        h = states[s + 1, :m]  # h = n + z (h_prev - n)
-        np.subtract(hp, cand, out=h)
-        h *= zr[:, :H]
-        h += cand
+        _gru_state_step(a, hp, states[s + 1, :m])  # h = n + z (h_prev - n)
     return plan.to_real(states[1:]), plan.last(states), states, gates, reset_states
 
 
@@ -315,7 +378,6 @@ def backward(form, activation, reverse, hh, lengths, grads, workspace):
     dz = np.zeros((T, B, GH), dtype)
     carry = np.zeros((B, H), dtype) if g_last is None else plan.sort(g_last).astype(dtype)
     dh = np.empty((B, H), dtype)
-    tmp = np.empty((B, H), dtype)
     hh_t = np.ascontiguousarray(hh.T)
 
     def incoming(s, n):
@@ -361,29 +423,20 @@ def backward(form, activation, reverse, hh, lengths, grads, workspace):
         hh_zr_t = np.ascontiguousarray(hh[:, : 2 * H].T)
         hh_n_t = np.ascontiguousarray(hh[:, 2 * H :].T)
         drh = np.empty((B, H), dtype)
+        code, one = _DERIVATIVE_CODES[activation], dtype.type(1)
+        tmp_c = np.empty((B, H), dtype)
         for s in range(T - 1, -1, -1):
             n = plan.counts[s]
             d_h = incoming(s, n)
-            a, d, hp, t = gates[s, :n], dz[s, :n], states[s, :n], tmp[:n]
-            z, r, cand = a[:, :H], a[:, H : 2 * H], a[:, 2 * H :]
-            dzz, dzr, dzn = d[:, :H], d[:, H : 2 * H], d[:, 2 * H :]
-            derivative(activation, cand, dzn)  # dn = dh (1 - z) f'(n)
-            np.subtract(1, z, out=t)
-            t *= d_h
-            dzn *= t
-            np.subtract(hp, cand, out=dzz)  # dz = dh (h_prev - n) z (1 - z)
-            dzz *= d_h
-            derivative("sigmoid", z, t)
-            dzz *= t
-            np.dot(dzn, hh_n_t, out=drh[:n])
-            np.multiply(drh[:n], hp, out=dzr)  # dr = drh h_prev r (1 - r)
-            derivative("sigmoid", r, t)
-            dzr *= t
+            a, d, hp = gates[s, :n], dz[s, :n], states[s, :n]
+            # dn = dh (1 - z) f'(n), dz = dh (h_prev - n) z (1 - z)
+            _gru_back_first(a, hp, d_h, code, one, d)
+            np.dot(d[:, 2 * H :], hh_n_t, out=drh[:n])
             c = carry[:n]
-            np.multiply(d_h, z, out=c)
-            np.multiply(drh[:n], r, out=t)
-            c += t
-            c += np.dot(d[:, : 2 * H], hh_zr_t)
+            # dr = drh h_prev r (1 - r); carry = dh z + drh r + d[:, :2H] hh_zr^T
+            _gru_back_second(a, hp, d_h, drh[:n], one, d, c)
+            np.dot(d[:, : 2 * H], hh_zr_t, out=tmp_c[:n])
+            c += tmp_c[:n]
         flat = dz.reshape(T * B, GH)
         dhh = np.concatenate(
             [
