@@ -143,7 +143,7 @@ def run_config(
         Continue from ``run_dir/checkpoint.npz``.
     callbacks : sequence
         Extra trainer callbacks (after the run's own). One may end training
-        early through :func:`trainkit.tuning.stop`; the run then ends like
+        early with ``trainer.stop(reason)``; the run then ends like
         one that reached its limit (final checkpoint, model.npz, score).
     echo : callable or None
         Where the run's report lines go (None: nowhere).

@@ -156,6 +156,18 @@ _DERIVATIVE_CODES = {"tanh": 0, "sigmoid": 1, "relu": 2, "linear": 3}
 # rounded as NumPy would round it.
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _derivative_at(code, y, one, zero):  # pragma: no cover - compiled
+    """:math:`f'` at an activation output ``y`` (``code``: :data:`_DERIVATIVE_CODES`)."""
+    if code == 0:
+        return one - y * y
+    if code == 1:
+        return (one - y) * y
+    if code == 2:
+        return one if y > zero else zero
+    return one
+
+
 @njit(cache=True, nogil=True)
 def _add_scale(a, p, scale):  # pragma: no cover - compiled
     """``a = (a + p) * scale`` (per column), in place: the gate pre-activations."""
@@ -198,14 +210,7 @@ def _lstm_back_step(a, tc, c_prev, d_h, dc, g_cell, has_g_cell, code, one, d):  
         di, df, dg, do = dr[:H], dr[H : 2 * H], dr[2 * H : 3 * H], dr[3 * H :]
         for j in range(H):
             y = tr[j]
-            if code == 0:
-                dy = one - y * y
-            elif code == 1:
-                dy = (one - y) * y
-            elif code == 2:
-                dy = one if y > zero else zero
-            else:
-                dy = one
+            dy = _derivative_at(code, y, one, zero)
             i, f, g, o = ai[j], af[j], ag[j], ao[j]
             dhj = hr[j]
             v = cr[j] + dy * o * dhj
@@ -255,14 +260,7 @@ def _gru_back_first(a, hp, d_h, code, one, d):  # pragma: no cover - compiled
         dz, dn = dr[:H], dr[2 * H :]
         for j in range(H):
             y = an[j]
-            if code == 0:
-                dy = one - y * y
-            elif code == 1:
-                dy = (one - y) * y
-            elif code == 2:
-                dy = one if y > zero else zero
-            else:
-                dy = one
+            dy = _derivative_at(code, y, one, zero)
             z = az[j]
             dn[j] = dy * ((one - z) * hr[j])
             dz[j] = (pr[j] - y) * hr[j] * ((one - z) * z)
