@@ -156,3 +156,35 @@ def test_float32_recurrent_net_trains_on_jax_under_floatx_float64():
         _, valid = net.train([x, y], mode="JAX", max_updates=2, **QUIET)
     assert np.isfinite(valid["loss"])
     assert {p.dtype for p in net.params.values()} == {"float32"}
+
+
+@pytest.mark.parametrize("accumulate", [1, 2], ids=["one-function", "split"])
+def test_a_jax_run_with_dropout_and_noise_resumes_bitwise(tmp_path, accumulate):
+    """JAX draws from a private copy of each generator; checkpoints must hold the copy's
+    state, or a resumed run replays the first masks (it did before)."""
+    x = RNG.normal(size=(24, 3)).astype("float32")
+    y = np.tanh(x[:, :2]).astype("float32")
+    options = dict(
+        algo="adam",
+        learning_rate=0.02,
+        batch_size=8,
+        shuffle=True,
+        seed=3,
+        hidden_dropout=0.3,
+        input_noise=0.1,
+        accumulate=accumulate,
+        mode="JAX",
+        **QUIET,
+    )
+
+    def run(**kwargs):
+        net = trainkit.Regressor([3, (5, "tanh"), 2], seed=1)
+        net.train([x, y], **options, **kwargs)
+        return net
+
+    whole = run(max_updates=8)
+    path = tmp_path / "run.ckpt"
+    run(max_updates=3, save_progress=path)
+    resumed = run(max_updates=8, resume=path)
+    for name, param in whole.params.items():
+        assert np.array_equal(resumed.params[name].get_value(), param.get_value()), name

@@ -38,6 +38,14 @@ second (62% there) nor a sum of the gradients (which PyTensor rewrites
 through the products that made them) did better. In the split step a
 non-finite batch adds nothing to the accumulators. Random generators always
 advance.
+
+**Random generators under JAX.** PyTensor's JAX backend draws from a private
+copy of each shared generator, held by the compiled function as a JAX key
+(the low 64 bits of the generator's PCG64 state), and leaves the shared
+variable untouched. :meth:`Step.sync_generators` writes each copy's key back
+into its shared variable as a NumPy generator whose state has those low 64
+bits, so a checkpoint holds the stream where it is, and a function compiled
+from it (a resumed run) draws the same numbers the uninterrupted one would.
 """
 
 from collections import OrderedDict
@@ -64,6 +72,25 @@ def finite_flag(loss, gradients):
     for g in gradients:
         flag = pt.and_(flag, pt.all(pt.isfinite(g)))
     return flag
+
+
+def _generator_from_key(key, like):
+    """A NumPy generator that PyTensor's JAX backend reads as the JAX key ``key``.
+
+    The backend keys a copied generator with the low 64 bits of its PCG64
+    state, low word first; the other state fields are kept from ``like``.
+
+    >>> rng = np.random.default_rng(0)
+    >>> state = _generator_from_key([5, 7], rng).bit_generator.state["state"]["state"]
+    >>> state == 5 | 7 << 32
+    True
+    """
+    words = [int(w) for w in np.asarray(key, dtype=np.uint32).ravel()]
+    state = like.bit_generator.state
+    state["state"]["state"] = words[0] | words[1] << 32
+    generator = np.random.Generator(np.random.PCG64())
+    generator.bit_generator.state = state
+    return generator
 
 
 def _grad_norm(gradients, dtype):
@@ -216,6 +243,28 @@ class Step:
             self._apply = QuietFirstCall(
                 pytensor.function([], outputs, updates=guarded, mode=mode), mode
             )
+
+    def _functions(self):
+        if not self.split:
+            return [self._step.function]
+        return [self._grad.function, self._apply.function]
+
+    def sync_generators(self):
+        """Write the JAX backend's private generator copies back to their shared variables.
+
+        Nothing changes on other backends, whose compiled functions advance
+        the shared generators themselves.
+        """
+        for function in self._functions():
+            for entry, cell in zip(
+                function.maker.expanded_inputs, function.input_storage, strict=True
+            ):
+                var, value = entry.variable, cell.storage[0]
+                if _is_rng(var) and isinstance(value, dict) and "jax_state" in value:
+                    var.set_value(
+                        _generator_from_key(value["jax_state"], var.get_value(borrow=True)),
+                        borrow=True,
+                    )
 
     # -- one function -------------------------------------------------------------
 

@@ -358,6 +358,7 @@ class Trainer:
 
     def save_checkpoint(self, path):
         """Write everything needed to continue training to ``path`` (atomically)."""
+        self._as_numpy()
         checkpoints.save(self, path)
 
     # -- compiling ---------------------------------------------------------------
@@ -510,7 +511,10 @@ class Trainer:
             logger.warning("training diverged: %s", self.stop_reason)
 
     def _as_numpy(self):
-        """Leave every state variable holding a writable numpy array (JAX returns its own)."""
+        """Leave every state variable holding numpy values: writable arrays (JAX returns
+        its own), and the generators where the compiled functions left them."""
+        if self._step is not None:
+            self._step.sync_generators()
         for var in self.state_variables.values():
             value = var.get_value(borrow=True)
             if not _is_rng(var) and not isinstance(value, np.ndarray):
