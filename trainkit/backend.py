@@ -1,7 +1,19 @@
-"""Which PyTensor backend a mode means, and the backend warnings a user cannot act on.
+"""trainkit's default backend, which PyTensor backend a mode means, and the backend
+warnings a user cannot act on.
 
->>> is_jax("JAX"), is_jax("FAST_COMPILE"), is_jax(None)
-(True, False, False)
+**The default mode is JAX** (PyTensor's JAX backend; chosen by measurement,
+docs/decisions.md): where a mode is not given (``mode=None``), trainkit
+compiles with ``"JAX"`` unless PyTensor's own ``config.mode`` was set to
+something other than its default (``PYTENSOR_FLAGS=mode=...``, a
+``.pytensorrc``, ``pytensor.config.change_flags``), which is then respected.
+``mode="NUMBA"`` asks for PyTensor's default backend.
+
+>>> with pytensor.config.change_flags(mode="Mode"):  # PyTensor's default setting
+...     resolve(None), resolve("NUMBA")
+('JAX', 'NUMBA')
+>>> with pytensor.config.change_flags(mode="FAST_COMPILE"):  # a setting of the user's
+...     resolve(None), is_jax(None), is_jax("JAX")
+('FAST_COMPILE', False, True)
 """
 
 import contextlib
@@ -10,7 +22,13 @@ import warnings
 
 import pytensor
 
-__all__ = ["is_jax", "quiet", "use_jax_cache"]
+__all__ = ["DEFAULT_MODE", "is_jax", "quiet", "resolve", "use_jax_cache"]
+
+#: the mode trainkit compiles with when neither the call nor PyTensor's config chose one
+DEFAULT_MODE = "JAX"
+
+#: PyTensor's own default for ``config.mode`` (its Numba backend)
+_PYTENSOR_DEFAULT = "Mode"
 
 #: warnings PyTensor's JAX backend gives for every graph, about its own internals:
 #: shape assertions JAX cannot keep, and float64 accumulators JAX truncates to float32
@@ -22,10 +40,18 @@ _NOISE = (
 )
 
 
+def resolve(mode):
+    """The mode to compile with: ``mode`` if given, else the user's PyTensor
+    ``config.mode`` if they set one, else :data:`DEFAULT_MODE`."""
+    if mode is not None:
+        return mode
+    configured = pytensor.config.mode
+    return DEFAULT_MODE if configured == _PYTENSOR_DEFAULT else configured
+
+
 def is_jax(mode):
-    """Whether ``mode`` (None: PyTensor's configured mode) compiles with the JAX backend."""
-    if mode is None:
-        mode = pytensor.config.mode
+    """Whether ``mode`` (None: the default, see :func:`resolve`) compiles with JAX."""
+    mode = resolve(mode)
     if isinstance(mode, str):
         return mode.upper() == "JAX"
     return type(getattr(mode, "linker", None)).__name__ == "JAXLinker"

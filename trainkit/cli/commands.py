@@ -283,8 +283,8 @@ def _run_mode(model_path):
 @click.option(
     "--mode",
     metavar="MODE",
-    help="PyTensor mode (FAST_COMPILE, NUMBA, JAX, ...); default: the [model] mode of the "
-    "run's config.toml, else PyTensor's default.",
+    help="PyTensor mode (JAX, NUMBA, FAST_COMPILE, ...); default: the [model] mode of the "
+    "run's config.toml, else trainkit's default (JAX).",
 )
 @_handle_errors
 def predict(model_path, data_path, output, array, columns, proba, batch_size, mode):

@@ -73,7 +73,7 @@ MODEL_KEYS = {
     "hidden_activation": "activation of hidden layers that name none",
     "seed": "seed of the parameter initialisation",
     "dtype": "float32 or float64",
-    "mode": "PyTensor mode (NUMBA, FAST_COMPILE, JAX, CVM, ...); default PyTensor's (Numba)",
+    "mode": "PyTensor mode (JAX, NUMBA, FAST_COMPILE, CVM, ...); default trainkit's (JAX)",
 }
 #: keys of ``[data]`` and what they mean
 DATA_KEYS = {

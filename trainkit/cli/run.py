@@ -20,11 +20,11 @@ from pathlib import Path
 
 import click
 import numpy as np
-import pytensor
 
 from regularizers.errors import ArgumentError
 
 from .. import __version__
+from ..backend import resolve
 from ..training.signals import stop_on_signals
 from . import config, files, plotting
 from .distributed import abort_on_error, is_writer
@@ -225,8 +225,7 @@ def _train(cfg, net, data, run_dir, resume, began, callbacks, echo, log, communi
         kwargs["resume"] = os.fspath(checkpoint)
     if communicator is not None:
         kwargs["data_parallel"] = communicator
-    mode = cfg.mode or pytensor.config.mode
-    mode = "PyTensor's default (Numba)" if mode == "Mode" else mode
+    mode = resolve(cfg.mode)
     echo(f"{cfg.kind} {_sizes(net)}")
     echo(f"data: {data.description}")
     echo(f"run directory: {run_dir}{' (resuming)' if resume else ''}")

@@ -28,7 +28,7 @@ from regularizers.errors import (
     closest_hint,
 )
 
-from ..backend import QuietFirstCall, is_jax, quiet
+from ..backend import QuietFirstCall, is_jax, quiet, resolve
 from ..data.arrays import ArraySpec, check_arrays
 from ..layers import parse_layers
 from ..training.trainer import Trainer
@@ -90,8 +90,9 @@ class Network:
     dtype : str
         Parameter and data dtype, ``'float32'`` (default) or ``'float64'``.
     mode : str or pytensor Mode, optional
-        PyTensor mode for compiled functions (None: PyTensor's default, the
-        Numba backend; ``'JAX'`` for the JAX backend).
+        PyTensor mode for compiled functions (None: trainkit's default,
+        ``'JAX'``, unless PyTensor's ``config.mode`` was set; ``'NUMBA'`` for
+        PyTensor's Numba backend; see :func:`trainkit.backend.resolve`).
     """
 
     default_loss = "mse"
@@ -441,7 +442,7 @@ class Network:
                         inputs,
                         graph.outputs[self.output_name],
                         updates=graph.updates,
-                        mode=self.mode,
+                        mode=resolve(self.mode),
                     ),
                     self.mode,
                 )

@@ -56,7 +56,7 @@ import pytensor.tensor as pt
 from pytensor.graph.replace import clone_replace
 from pytensor.tensor.random.type import RandomGeneratorType
 
-from ..backend import QuietFirstCall, quiet
+from ..backend import QuietFirstCall, quiet, resolve
 from .assembly import penalty_terms, total_loss
 
 __all__ = ["Step", "finite_flag", "validation_function"]
@@ -167,7 +167,9 @@ class Step:
             )
             with quiet():
                 self._step = QuietFirstCall(
-                    pytensor.function(inputs, outputs, updates=updates, givens=givens, mode=mode),
+                    pytensor.function(
+                        inputs, outputs, updates=updates, givens=givens, mode=resolve(mode)
+                    ),
                     mode,
                 )
             return
@@ -209,7 +211,7 @@ class Step:
                     [pt.cast(flag, "int8"), *values, *([weight] if weighted else [])],
                     updates=grad_updates,
                     givens=givens,
-                    mode=mode,
+                    mode=resolve(mode),
                 ),
                 mode,
             )
@@ -241,7 +243,7 @@ class Step:
             outputs.append(_grad_norm(clipped, dtype))
         with quiet():
             self._apply = QuietFirstCall(
-                pytensor.function([], outputs, updates=guarded, mode=mode), mode
+                pytensor.function([], outputs, updates=guarded, mode=resolve(mode)), mode
             )
 
     def _functions(self):
@@ -370,6 +372,6 @@ def validation_function(graph, base_loss, regs, inputs, extra, *, givens, mode, 
             inputs,
             [pt.cast(weight, clean_total.dtype), clean_total, base_loss, *extra.values()],
             givens=givens,
-            mode=mode,
+            mode=resolve(mode),
         )
     return QuietFirstCall(function, mode), names
