@@ -3,7 +3,7 @@
 through ``net.train`` and through the bare compiled PyTensor function.
 
     OMP_NUM_THREADS=1 taskset -c 0 python benchmarks/train_speed.py \
-        [--models mlp,lstm,gru,rnn] [--updates 200] [--modes default,JAX] [--no-torch]
+        [--models mlp,lstm,gru,rnn] [--updates 200] [--modes default,NUMBA] [--no-torch]
 
 Models (generated data, float32):
 
@@ -11,8 +11,9 @@ Models (generated data, float32):
 - ``lstm`` (``gru``, ``rnn``): one 128-unit recurrent layer, batch 64, 50 time
   steps, 32 inputs, 10 outputs per step, MSE, Adam, ``recurrent_norm=0.1``.
 
-Each model runs under every mode of ``--modes`` (``default`` is PyTensor's
-configured mode, Numba unless set otherwise) and, when torch is installed, as
+Each model runs under every mode of ``--modes`` (``default`` is trainkit's
+default, JAX unless ``PYTENSOR_FLAGS`` sets a mode; ``NUMBA`` is PyTensor's Numba
+backend) and, when torch is installed, as
 the same model in PyTorch (``nn.Linear``/``nn.LSTM``/``nn.GRU``/``nn.RNN``,
 ``torch.optim.Adam``, the penalty written out); every row is its own process,
 so ``taskset`` holds each to the same core. torch's "first update" includes
@@ -263,7 +264,9 @@ def main():
     parser.add_argument("--models", default="mlp,lstm")
     parser.add_argument("--updates", type=int, default=200)
     parser.add_argument(
-        "--modes", default="default,JAX", help="PyTensor modes to compare ('default': PyTensor's)"
+        "--modes",
+        default="default,NUMBA",
+        help="PyTensor modes to compare ('default': trainkit's, JAX unless PYTENSOR_FLAGS sets one)",
     )
     parser.add_argument("--no-torch", action="store_true", help="leave out the PyTorch rows")
     parser.add_argument(
@@ -282,8 +285,10 @@ def main():
 
     import pytensor
 
+    from trainkit.backend import resolve
+
     print(
-        f"pytensor {pytensor.__version__}, mode {args.mode or pytensor.config.mode}, "
+        f"pytensor {pytensor.__version__}, default mode {resolve(None)}, "
         f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, "
         f"{os.cpu_count()} CPUs"
     )
@@ -296,7 +301,7 @@ def main():
     except ImportError:
         print("torch is not installed: PyTorch rows skipped (pip install torch==2.13.0)")
     print(
-        f"{'model':6} {'backend':8} {'first update cold':>18} {'warm':>8} {'net.train upd/s':>16} "
+        f"{'model':6} {'backend':15} {'first update cold':>18} {'warm':>8} {'net.train upd/s':>16} "
         f"{'bare upd/s':>11} {'overhead':>9} {'peak MiB':>9}"
     )
     for model in args.models.split(","):
@@ -307,9 +312,9 @@ def main():
                 warm, _ = run_child("first", model, cache, args)
                 (through_train, bare), peak = run_child("steady", model, cache, args)
             overhead = 100 * (bare / through_train - 1)
-            name = mode or "default"
+            name = mode or f"{resolve(None)} (default)"
             print(
-                f"{model:6} {name:8} {cold:17.1f}s {warm:7.1f}s {through_train:16.1f} "
+                f"{model:6} {name:15} {cold:17.1f}s {warm:7.1f}s {through_train:16.1f} "
                 f"{bare:11.1f} {overhead:8.1f}% {peak:9.0f}",
                 flush=True,
             )

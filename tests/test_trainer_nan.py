@@ -133,3 +133,23 @@ def test_a_huge_learning_rate_raises_with_finite_parameters_left():
         )
     for p in net.params.values():
         assert np.all(np.isfinite(p.get_value()))
+
+
+@pytest.mark.parametrize("accumulate", [1, 2], ids=["one-function", "split"])
+def test_skip_on_jax_leaves_the_state_bitwise_untouched(accumulate):
+    """The guard on the default backend (JAX): a skipped update changes nothing."""
+    pytest.importorskip("jax")
+    states = States()
+    t = make(
+        states,
+        nan_policy="skip",
+        restore_best=False,
+        mode="JAX",
+        accumulate=accumulate,
+        epoch_size=100,
+    )
+    bad = tuple(range(3 * accumulate, 4 * accumulate))  # every batch of update 4
+    list(t.itertrain(source(batches(n=8 * accumulate, bad=bad)), valid()))
+    same(states.after[4], states.after[3])
+    assert not np.array_equal(states.after[5]["out.w"], states.after[4]["out.w"])
+    assert t.skipped >= 1
