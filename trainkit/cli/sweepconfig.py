@@ -41,7 +41,7 @@ before anything compiles. The space's entries and keys are read by
 ...            '"training.learning_rat" = [0.1]', "run.toml")
 Traceback (most recent call last):
 ...
-trainkit.cli.config.ConfigError: run.toml: sweep.space."training.learning_rat": not a config key; [training] takes algo, an optimizer's hyperparameters, regularizers and trainer options (closest: training.learning_rate)
+trainkit.cli.configcheck.ConfigError: run.toml: sweep.space."training.learning_rat": not a config key; [training] takes algo, an optimizer's hyperparameters, regularizers and trainer options (closest: training.learning_rate)
 """  # noqa: E501
 
 import copy
