@@ -20,7 +20,8 @@ The rest of the file is handed to :func:`trainkit.cli.config.load_text`
 with the ``[sweep]`` section taken out, so a trial's config is checked
 exactly like one given to ``trainkit train``. :meth:`SweepSpec.check`
 checks the space and builds every corner of it (each choice, each bound)
-before anything compiles.
+before anything compiles. The space's entries and keys are read by
+:mod:`~trainkit.cli.sweepspace`.
 
 >>> spec = parse_text('''
 ... [model]
@@ -40,25 +41,21 @@ before anything compiles.
 ...            '"training.learning_rat" = [0.1]', "run.toml")
 Traceback (most recent call last):
 ...
-trainkit.cli.config.ConfigError: run.toml: sweep.space."training.learning_rat": not a config key; [training] takes algo, an optimizer's hyperparameters, regularizers and trainer options (closest: training.learning_rate)
+trainkit.cli.configcheck.ConfigError: run.toml: sweep.space."training.learning_rat": not a config key; [training] takes algo, an optimizer's hyperparameters, regularizers and trainer options (closest: training.learning_rate)
 """  # noqa: E501
 
 import copy
 import inspect
 import json
-import math
-import numbers
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import regularizers
 from regularizers.errors import closest_hint
 
-from .. import optimizers
-from ..training import options
 from . import config
 from .config import ConfigError
+from .sweepspace import RANGE_KEYS, Param, _check_key, _param, training_keys  # noqa: F401  (importable here too)
 
 __all__ = ["Param", "SweepSpec", "parse", "parse_text", "PRUNERS", "SAMPLERS"]
 
@@ -74,166 +71,7 @@ PRUNERS = {
 #: sampler names and their Optuna classes (``optuna.samplers.<name>``)
 SAMPLERS = {"tpe": "TPESampler", "random": "RandomSampler", "grid": "GridSampler"}
 SWEEP_KEYS = ("metric", "direction", "pruner", "sampler", "seed", "heartbeat", "retries", "space")
-RANGE_KEYS = ("low", "high", "step", "log")
 DIRECTIONS = ("minimize", "maximize")
-
-
-def _is_number(value):
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
-
-
-def training_keys():
-    """Every key ``[training]`` may hold in some config (any algo)."""
-    keys = {"algo"}
-    for name in optimizers.names():
-        keys.update(optimizers.hyperparameters(name))
-    keys.update(regularizers.names())
-    keys.update(k for k in options.OPTIONS if k not in config.CLI_OPTIONS)
-    return sorted(keys)
-
-
-def _all_keys():
-    keys = [f"model.{k}" for k in config.MODEL_KEYS] + [f"data.{k}" for k in config.DATA_KEYS]
-    return keys + [f"training.{k}" for k in training_keys()]
-
-
-@dataclass
-class Param:
-    """One entry of ``[sweep.space]``: a float or int range, or a list of choices.
-
-    Choices that are not None, booleans, numbers or strings (layer lists,
-    tables) are given to Optuna as their JSON text and decoded here.
-    """
-
-    key: str
-    kind: str  # "float", "int" or "categorical"
-    low: float | int | None = None
-    high: float | int | None = None
-    step: float | int | None = None
-    log: bool = False
-    choices: list = field(default_factory=list)
-
-    @property
-    def encoded(self):
-        """The choices as Optuna stores them."""
-        return [self.encode(c) for c in self.choices]
-
-    @staticmethod
-    def encode(value):
-        if value is None or isinstance(value, bool | int | float | str):
-            return value
-        return json.dumps(value)
-
-    def decode(self, value):
-        """A value Optuna gave back -> the config value."""
-        if self.kind != "categorical":
-            return value
-        return self.choices[self.encoded.index(value)]
-
-    def suggest(self, trial):
-        """Sample this parameter for an Optuna trial; returns the config value."""
-        if self.kind == "categorical":
-            return self.decode(trial.suggest_categorical(self.key, self.encoded))
-        suggest = trial.suggest_int if self.kind == "int" else trial.suggest_float
-        return suggest(self.key, self.low, self.high, step=self.step, log=self.log)
-
-    def corners(self):
-        """Values worth checking before a sweep starts: every choice, both bounds."""
-        return list(self.choices) if self.kind == "categorical" else [self.low, self.high]
-
-    def grid(self):
-        """Every value (for the grid sampler); ValueError for a float range."""
-        if self.kind == "categorical":
-            return self.encoded
-        if self.kind == "int" and not self.log:
-            return list(range(self.low, self.high + 1, self.step or 1))
-        raise ValueError("the grid sampler takes lists of choices and integer ranges without log")
-
-    def describe(self):
-        if self.kind == "categorical":
-            return json.dumps(self.choices)
-        extra = f", step {self.step}" if self.step else ""
-        return f"{self.kind} {self.low} .. {self.high}{' log' if self.log else ''}{extra}"
-
-
-def _param(source, key, value):
-    where = f"{source}: sweep.space.{json.dumps(key)}"
-    if isinstance(value, list):
-        if not value:
-            raise ConfigError(f"{where}: an empty list of choices; give at least one")
-        encoded = [Param.encode(v) for v in value]
-        if len(set(map(json.dumps, encoded))) != len(encoded):
-            raise ConfigError(f"{where}: choices repeat: {value!r}")
-        return Param(key, "categorical", choices=list(value))
-    if not isinstance(value, dict):
-        raise ConfigError(
-            f"{where}: expected a range {{low = ..., high = ...}} or a list of choices, "
-            f"got {value!r}"
-        )
-    for name in value:
-        if name not in RANGE_KEYS:
-            hint = closest_hint(name, RANGE_KEYS)
-            raise ConfigError(
-                f"{where}.{name}: unknown key; a range takes {', '.join(RANGE_KEYS)}{hint}"
-            )
-    for name in ("low", "high"):
-        if name not in value:
-            raise ConfigError(f"{where}: {name}: missing; a range needs low and high")
-        if not _is_number(value[name]) or not math.isfinite(value[name]):
-            raise ConfigError(f"{where}.{name}: expected a finite number, got {value[name]!r}")
-    low, high, step, log = value["low"], value["high"], value.get("step"), value.get("log", False)
-    if not isinstance(log, bool):
-        raise ConfigError(f"{where}.log: expected true or false, got {log!r}")
-    kind = "int" if isinstance(low, int) and isinstance(high, int) else "float"
-    if not low < high:
-        raise ConfigError(f"{where}: low must be below high, got low = {low!r}, high = {high!r}")
-    if log and low <= 0:
-        raise ConfigError(f"{where}: log = true needs low > 0, got low = {low!r}")
-    if step is not None:
-        if not _is_number(step) or step <= 0:
-            raise ConfigError(f"{where}.step: expected a positive number, got {step!r}")
-        if log:
-            raise ConfigError(f"{where}: give step or log = true, not both")
-        if kind == "int" and not isinstance(step, int):
-            raise ConfigError(
-                f"{where}.step: an integer range needs an integer step, got {step!r} "
-                f"(write low and high as floats, e.g. {float(low)}, for a float range)"
-            )
-        count = (high - low) / step
-        if abs(count - round(count)) > 1e-9 * max(1.0, abs(count)):
-            raise ConfigError(
-                f"{where}: high - low = {high - low!r} is not a multiple of step = {step!r}"
-            )
-    return Param(key, kind, low, high, step, log)
-
-
-def _check_key(source, key):
-    where = f"{source}: sweep.space.{json.dumps(key)}"
-    parts = key.split(".")
-    section, name = parts[0], parts[1] if len(parts) > 1 else ""
-    if len(parts) < 2 or not all(parts):
-        raise ConfigError(f"{where}: expected SECTION.KEY, e.g. training.learning_rate")
-    allowed = {
-        "model": list(config.MODEL_KEYS),
-        "data": list(config.DATA_KEYS),
-        "training": training_keys(),
-    }
-    if section not in allowed:
-        hint = closest_hint(key, _all_keys())
-        raise ConfigError(
-            f"{where}: unknown section {section!r}; sections are {', '.join(allowed)}{hint}"
-        )
-    if name in config.CLI_OPTIONS and section == "training":
-        raise ConfigError(f"{where}: is set by the command line ({config.CLI_OPTIONS[name]})")
-    if name not in allowed[section]:
-        what = {
-            "model": f"[model] takes {', '.join(config.MODEL_KEYS)}",
-            "data": f"[data] takes {', '.join(config.DATA_KEYS)}",
-            "training": "[training] takes algo, an optimizer's hyperparameters, regularizers "
-            "and trainer options",
-        }[section]
-        hint = closest_hint(key, _all_keys())
-        raise ConfigError(f"{where}: not a config key; {what}{hint}")
 
 
 @dataclass

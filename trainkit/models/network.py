@@ -1,7 +1,10 @@
 r"""The network behind every model: a layer list built into a named graph, trained and used.
 
 The kinds of model (``Regressor``, ``Classifier``, ``Autoencoder``) are in
-:mod:`trainkit.models.kinds`.
+:mod:`trainkit.models.kinds`. Training (``train``, ``itertrain``) is in
+:mod:`trainkit.models.fitting` and prediction (``predict``) in
+:mod:`trainkit.models.prediction`, the two bases of :class:`Network`; the
+:class:`Task` a trainer gets from it is in :mod:`trainkit.models.task`.
 
 >>> import numpy as np, trainkit
 >>> net = trainkit.Regressor([3, (4, "tanh"), 2])
@@ -12,15 +15,12 @@ Graph(outputs=[in:out, hid1:pre, hid1:out, out:pre, out:out], params=[hid1.w, hi
 """
 
 from collections import OrderedDict
-from dataclasses import dataclass, field
 
 import numpy as np
 import pytensor
 import pytensor.tensor as pt
-from pytensor.graph.basic import Variable
 
 import regularizers
-from regularizers.base import Regularizer
 from regularizers.errors import (
     InvalidArgument,
     UnknownArgument,
@@ -28,52 +28,18 @@ from regularizers.errors import (
     closest_hint,
 )
 
-from ..backend import QuietFirstCall, is_jax, quiet, resolve
-from ..data.arrays import ArraySpec, check_arrays
+from ..backend import is_jax
+from ..data.arrays import ArraySpec
 from ..layers import parse_layers
-from ..training.trainer import Trainer
 from . import losses
+from .fitting import Fitting
+from .prediction import Prediction
+from .task import Task
 
 __all__ = ["Network", "Task"]
 
 
-@dataclass
-class Task:
-    """What a trainer needs from a model: a graph, a loss and what to feed.
-
-    Attributes
-    ----------
-    graph : regularizers.Graph
-        The clean (prediction-time) graph.
-    loss : scalar Variable
-        The base loss on ``graph``.
-    inputs : list of Variable
-        Symbolic variables fed, in order, from each batch's arrays.
-    metrics : OrderedDict
-        Extra named scalar expressions on ``graph`` (e.g. ``acc``).
-    specs : list of ArraySpec or None
-        What each array must look like (checked before compiling).
-    loss_name : str
-        Name under which the base loss is reported (``'mse'``, ``'xent'``).
-    givens : dict
-        Substitutions made when compiling (an autoencoder's target is its
-        clean input).
-    batch_weight : scalar Variable or None
-        How much a batch counts in validation means (the sum of its sample
-        weights; None: its number of examples).
-    """
-
-    graph: regularizers.Graph
-    loss: Variable
-    inputs: list
-    metrics: OrderedDict = field(default_factory=OrderedDict)
-    specs: list = None
-    loss_name: str = "loss"
-    givens: dict = field(default_factory=dict)
-    batch_weight: Variable = None
-
-
-class Network:
+class Network(Fitting, Prediction):
     """A feed-forward or recurrent network built from a layer list.
 
     Parameters
@@ -318,197 +284,6 @@ class Network:
 
     def _metrics(self, out, y, weights):
         return OrderedDict()
-
-    # -- training ----------------------------------------------------------------
-
-    def _arrays(self, data):
-        """A data argument as a list of arrays when it is arrays, else as given."""
-        if isinstance(data, np.ndarray):
-            return [data]
-        if (
-            isinstance(data, (list, tuple))
-            and data
-            and all(isinstance(a, np.ndarray) for a in data)
-        ):
-            return list(data)
-        return data
-
-    def _trainer(self, train, valid, algo, kwargs):
-        train = self._arrays(train)
-        valid = None if valid is None else self._arrays(valid)
-        n_inputs = len(self.task().inputs)
-        arrays = [a for a in (train, valid) if isinstance(a, list)]
-        # sample weights on either side: the other side counts every example once
-        weighted = any(len(a) == n_inputs + 1 for a in arrays)
-        if weighted:
-            train, valid = (
-                [*a, np.ones(a[0].shape[: self.output_ndim - 1], self.dtype)]
-                if isinstance(a, list) and len(a) == n_inputs
-                else a
-                for a in (train, valid)
-            )
-        mode = kwargs.get("mode", self.mode)
-        time_steps = None
-        if self.is_recurrent and is_jax(mode) and any(layer.uses_scan() for layer in self.layers):
-            if not isinstance(train, list):
-                raise ValueError(
-                    "train: mode='JAX' with recurrent layers needs array data, whose sequence "
-                    "length fixes the scan length"
-                )
-            time_steps = self.static_time(mode, train[0])
-        task = self.task(weighted=weighted, time_steps=time_steps)
-        kwargs.setdefault("mode", self.mode)
-        trainer = Trainer(
-            task.graph,
-            task.loss,
-            task.inputs,
-            algo=algo,
-            metrics=task.metrics,
-            specs=task.specs,
-            loss_name=task.loss_name,
-            givens=task.givens,
-            batch_weight=task.batch_weight,
-            **kwargs,
-        )
-        self.trainer = trainer
-        return trainer, train, valid
-
-    def itertrain(self, train, valid=None, algo=None, **kwargs):
-        """Train, yielding ``(train_metrics, valid_metrics)`` after each validation.
-
-        Parameters
-        ----------
-        train, valid
-            ``[X, Y]`` (``[X]`` for an autoencoder), optionally with a trailing
-            sample-weight array; or a callable returning one batch per call;
-            or an iterable of batches. ``valid`` defaults to ``train``.
-        algo : str, optional
-            Optimizer name (default ``'rmsprop'``, theanets' default).
-        **kwargs
-            Optimizer hyperparameters, regularizers and trainer options (see
-            :mod:`trainkit.training.spec` and :mod:`trainkit.training.options`),
-            parsed once, by the :class:`~trainkit.Trainer`.
-
-        Returns
-        -------
-        generator
-            Keywords are checked when this is called; data are checked, and
-            functions compiled, when the generator starts. ``net.trainer`` is
-            the :class:`~trainkit.Trainer` (``stop_reason``, ``best_step``, ...).
-        """
-        trainer, train, valid = self._trainer(train, valid, algo, kwargs)
-        return trainer.itertrain(train, valid)
-
-    def train(self, train, valid=None, algo=None, **kwargs):
-        """Train to the end; return the last ``(train_metrics, valid_metrics)``."""
-        trainer, train, valid = self._trainer(train, valid, algo, kwargs)
-        return trainer.train(train, valid)
-
-    # -- prediction --------------------------------------------------------------
-
-    def _check_x(self, x, argument="x"):
-        if not isinstance(x, np.ndarray):
-            raise TypeError(f"{argument}: expected a numpy array, got {type(x).__name__}")
-        check_arrays([x], [self._input_spec()], argument=argument)
-        return np.asarray(x, dtype=self.dtype)
-
-    def _compile_output(self, graph_kwargs, time_steps):
-        # one compiled function per setting, so its random generator keeps advancing
-        # across calls (a new function would start again from the same seed)
-        key = (time_steps, repr(sorted(graph_kwargs.items())))
-        if key in self._functions:
-            return self._functions[key]
-        graph = self.graph(time_steps)
-        allowed = [
-            name
-            for name in regularizers.names()
-            if regularizers.lookup(name).modify_graph is not Regularizer.modify_graph
-        ]
-        for name in graph_kwargs:
-            if name not in allowed:
-                hint = closest_hint(name, allowed)
-                raise TypeError(
-                    f"predict: {name!r} is not a noise or dropout regularizer; predict takes "
-                    f"{', '.join(sorted(allowed))}{hint}"
-                )
-        regs = regularizers.from_kwargs(**graph_kwargs)
-        with pytensor.config.change_flags(floatX=self.dtype):
-            for reg in regs:
-                graph = reg.modify_graph(graph)
-            inputs = [self.x] if self.lengths is None else [self.x, self.lengths]
-            with quiet():
-                function = QuietFirstCall(
-                    pytensor.function(
-                        inputs,
-                        graph.outputs[self.output_name],
-                        updates=graph.updates,
-                        mode=resolve(self.mode),
-                    ),
-                    self.mode,
-                )
-        self._functions[key] = function
-        return function
-
-    def _check_lengths(self, x, lengths, argument="lengths"):
-        """Per-example lengths as int32 (every sequence full when None)."""
-        if self.lengths is None:
-            if lengths is not None:
-                raise TypeError(
-                    f"{argument}: this model takes no lengths (its input entry has no lengths=True)"
-                )
-            return None
-        if lengths is None:
-            return np.full(len(x), x.shape[1], "int32")
-        lengths = np.asarray(lengths)
-        check_arrays([lengths], [self._lengths_spec()], argument=argument)
-        if lengths.shape != (len(x),) or (lengths.size and lengths.max() > x.shape[1]):
-            raise ValueError(
-                f"{argument}: expected {len(x)} lengths in 0..{x.shape[1]} (one per sequence "
-                f"of x), got shape {lengths.shape}"
-                + (f" and a largest value {lengths.max()}" if lengths.size else "")
-            )
-        return lengths.astype("int32")
-
-    def _output(self, x, graph_kwargs, lengths=None, batch_size=None):
-        x = self._check_x(x)
-        lengths = self._check_lengths(x, lengths)
-        if batch_size is not None and (
-            isinstance(batch_size, bool)
-            or not isinstance(batch_size, int | np.integer)
-            or batch_size < 1
-        ):
-            raise InvalidArgument(
-                "batch_size", f"must be a positive int or None, got {batch_size!r}", batch_size
-            )
-        function = self._compile_output(graph_kwargs, self.static_time(self.mode, x))
-        step = len(x) if batch_size is None else int(batch_size)
-        parts = []
-        for start in range(0, max(len(x), 1), max(step, 1)):
-            rows = slice(start, start + step)
-            args = [x[rows]] if lengths is None else [x[rows], lengths[rows]]
-            parts.append(np.asarray(function(*args)))
-        return parts[0] if len(parts) == 1 else np.concatenate(parts)
-
-    def predict(self, x, lengths=None, batch_size=None, **graph_regularizers):
-        """The network's output for ``x``.
-
-        ``lengths`` gives each sequence's real steps for a model whose input
-        entry says ``lengths=True`` (default: every step is real); padded
-        steps of a sequence output are computed but mean nothing.
-        ``batch_size`` computes that many examples per call (default: all at
-        once), so a large array needs no more memory than a batch's.
-        Keyword arguments are graph regularizers applied at prediction time,
-        e.g. ``hidden_dropout=0.5`` for Monte-Carlo dropout.
-        """
-        return self._output(x, graph_regularizers, lengths, batch_size)
-
-    def _step_weights(self, x, weights, lengths):
-        """Sample weights with padded steps of sequence outputs weighing 0 (for scores)."""
-        if lengths is None or self.output_ndim != 3:
-            return weights
-        x = np.asarray(x)
-        mask = np.arange(x.shape[1])[None, :] < np.asarray(lengths)[:, None]
-        return mask.astype(np.float64) * (1.0 if weights is None else np.asarray(weights))
 
     # -- saving ------------------------------------------------------------------
 

@@ -1,0 +1,106 @@
+"""Training a network: ``train`` and ``itertrain`` hand its ``Task`` and data to a Trainer.
+
+:class:`Fitting` is a base of :class:`~trainkit.models.network.Network`:
+it turns the data arguments into lists of arrays (sample weights of one
+added to the side that has none when the other has them), fixes the scan
+length for ``mode='JAX'``, and hands the network's :class:`~trainkit.models.task.Task`
+and every keyword to a :class:`~trainkit.Trainer`, which parses them once.
+"""
+
+import numpy as np
+
+from ..backend import is_jax
+from ..training.trainer import Trainer
+
+__all__ = ["Fitting"]
+
+
+class Fitting:
+    """``train`` and ``itertrain`` of a :class:`~trainkit.models.network.Network`.
+
+    Uses the network's ``task``, ``output_ndim``, ``dtype``, ``mode``,
+    ``is_recurrent``, ``layers`` and ``static_time``; sets ``trainer``.
+    """
+
+    def _arrays(self, data):
+        """A data argument as a list of arrays when it is arrays, else as given."""
+        if isinstance(data, np.ndarray):
+            return [data]
+        if (
+            isinstance(data, (list, tuple))
+            and data
+            and all(isinstance(a, np.ndarray) for a in data)
+        ):
+            return list(data)
+        return data
+
+    def _trainer(self, train, valid, algo, kwargs):
+        train = self._arrays(train)
+        valid = None if valid is None else self._arrays(valid)
+        n_inputs = len(self.task().inputs)
+        arrays = [a for a in (train, valid) if isinstance(a, list)]
+        # sample weights on either side: the other side counts every example once
+        weighted = any(len(a) == n_inputs + 1 for a in arrays)
+        if weighted:
+            train, valid = (
+                [*a, np.ones(a[0].shape[: self.output_ndim - 1], self.dtype)]
+                if isinstance(a, list) and len(a) == n_inputs
+                else a
+                for a in (train, valid)
+            )
+        mode = kwargs.get("mode", self.mode)
+        time_steps = None
+        if self.is_recurrent and is_jax(mode) and any(layer.uses_scan() for layer in self.layers):
+            if not isinstance(train, list):
+                raise ValueError(
+                    "train: mode='JAX' with recurrent layers needs array data, whose sequence "
+                    "length fixes the scan length"
+                )
+            time_steps = self.static_time(mode, train[0])
+        task = self.task(weighted=weighted, time_steps=time_steps)
+        kwargs.setdefault("mode", self.mode)
+        trainer = Trainer(
+            task.graph,
+            task.loss,
+            task.inputs,
+            algo=algo,
+            metrics=task.metrics,
+            specs=task.specs,
+            loss_name=task.loss_name,
+            givens=task.givens,
+            batch_weight=task.batch_weight,
+            **kwargs,
+        )
+        self.trainer = trainer
+        return trainer, train, valid
+
+    def itertrain(self, train, valid=None, algo=None, **kwargs):
+        """Train, yielding ``(train_metrics, valid_metrics)`` after each validation.
+
+        Parameters
+        ----------
+        train, valid
+            ``[X, Y]`` (``[X]`` for an autoencoder), optionally with a trailing
+            sample-weight array; or a callable returning one batch per call;
+            or an iterable of batches. ``valid`` defaults to ``train``.
+        algo : str, optional
+            Optimizer name (default ``'rmsprop'``, theanets' default).
+        **kwargs
+            Optimizer hyperparameters, regularizers and trainer options (see
+            :mod:`trainkit.training.spec` and :mod:`trainkit.training.options`),
+            parsed once, by the :class:`~trainkit.Trainer`.
+
+        Returns
+        -------
+        generator
+            Keywords are checked when this is called; data are checked, and
+            functions compiled, when the generator starts. ``net.trainer`` is
+            the :class:`~trainkit.Trainer` (``stop_reason``, ``best_step``, ...).
+        """
+        trainer, train, valid = self._trainer(train, valid, algo, kwargs)
+        return trainer.itertrain(train, valid)
+
+    def train(self, train, valid=None, algo=None, **kwargs):
+        """Train to the end; return the last ``(train_metrics, valid_metrics)``."""
+        trainer, train, valid = self._trainer(train, valid, algo, kwargs)
+        return trainer.train(train, valid)
