@@ -8,17 +8,8 @@ from an :func:`~trainkit.training.assembly.assemble`-d graph and drives them:
   pair.
 - Validation runs the *clean* graph (no noise, no dropout); its ``loss`` is
   the base loss plus the weighted penalties, and early stopping watches it.
-  Validation metrics are means over the validation examples: each batch's
-  means weighted by its ``batch_weight`` (its number of examples, or the sum
-  of its sample weights), so weighted means do not depend on the batch size.
-  Order statistics (``min``, ``max``) and ``std`` monitors are averaged over
-  batches, an approximation for more than one batch.
-- ``train_metrics`` holds ``step`` (updates so far), ``epoch`` (passes over
-  the training data *completed* so far: 0 until the first epoch ends),
-  ``lr`` (the learning rate of the last update), ``seconds``, ``skipped``
-  (updates skipped as non-finite so far), then the training loss, the
-  weighted penalties and the extra metrics, each the mean over the updates
-  since the previous validation (skipped updates left out).
+  What ``train_metrics`` and ``valid_metrics`` hold, and how they are
+  averaged: :mod:`~trainkit.training.validation`.
 - Validation happens every ``validate_every`` updates, or at the end of each
   epoch when it is None, and always on the final state: when training ends
   on a limit, the last state is validated if it was not, so ``restore_best``
@@ -72,44 +63,28 @@ from an :func:`~trainkit.training.assembly.assemble`-d graph and drives them:
   (:mod:`trainkit.training.callbacks`) that hook in from outside the loop.
 """
 
-import logging
 import math
 import time
-import zlib
 from collections import OrderedDict
 
-import numpy as np
 import pytensor
 from pytensor.graph.basic import Variable
-from pytensor.tensor.random.type import RandomGeneratorType
 
 import regularizers
 
 from .. import distributed
-from ..data.split import training_datasets
 from ..distributed import training as distributed_training
-from . import checkpoints, monitors, updates
+from . import checkpoints, ending, metric_names, monitors, state, updates
 from .assembly import assemble, floatx_of
-from .callbacks import default_callbacks
 from .early_stopping import EarlyStopping
+from .preparation import compile_functions, prepare_run
 from .rates import LearningRate
 from .spec import parse
-from .step import Step, validation_function
 from .threads import limit_threads
 from .updates import MetricWindow
+from .validation import validate
 
 __all__ = ["Trainer"]
-
-#: keys of ``train_metrics`` that the loop itself sets
-RESERVED_METRICS = ("step", "epoch", "lr", "seconds", "skipped")
-#: a run that skipped more than this share of its batches as non-finite diverged
-DIVERGED_SHARE = 0.5
-
-logger = logging.getLogger("trainkit")
-
-
-def _is_rng(var):
-    return isinstance(var.type, RandomGeneratorType)
 
 
 class Trainer:
@@ -224,26 +199,12 @@ class Trainer:
         self.assembly = assemble(graph, loss, spec=spec, hyperparameters=hyper)
         self.metrics = OrderedDict(metrics or {})
         self.monitors = monitors.build(self.options.monitors, graph)
-        self._check_metric_names()
-        self._seed_generators()
+        metric_names.check(self)
+        state.seed_generators(self)
         self._step = self._valid_fn = None
         self.checkpointer = None
         self.early_stopping = EarlyStopping(self.options.patience, self.options.min_improvement)
         self.reset()
-
-    def _check_metric_names(self):
-        names = ["loss", self.loss_name, *self.assembly.penalties, *self.metrics, *self.monitors]
-        if self.options.monitor_gradients:
-            names.append("grad_norm")
-        seen = set(RESERVED_METRICS)
-        for name in names:
-            if name in seen:
-                raise ValueError(
-                    f"metrics: two metrics would be named {name!r} (reserved: "
-                    f"{', '.join(RESERVED_METRICS)}, loss, the loss name {self.loss_name!r}, "
-                    f"penalties, metrics and monitors must all differ)"
-                )
-            seen.add(name)
 
     # -- state -------------------------------------------------------------------
 
@@ -309,36 +270,10 @@ class Trainer:
     base_lr = property(lambda self: self.rate.base)
     schedule = property(lambda self: self.rate.schedule)
 
-    def _seed_generators(self):
-        """Seed every random generator from ``seed`` (and the generator's name).
-
-        Noise and dropout regularizers given a ``seed`` of their own keep it;
-        the rest (other regularizers', the optimizer's, like ``esgd/rng``)
-        follow the trainer's ``seed``, so one number reproduces a run.
-        """
-        own = {r.rng_name for r in self.spec.regularizers if getattr(r, "seed", None) is not None}
-        for var in self.assembly.updates:
-            if _is_rng(var) and var.name not in own:
-                key = zlib.crc32(var.name.encode())
-                var.set_value(np.random.default_rng([self.options.seed, key]), borrow=True)
-        if self.parallel:  # every process draws its own noise and dropout masks
-            for var in self.assembly.updates:
-                if _is_rng(var):
-                    var.set_value(distributed_training.rank_generator(self, var), borrow=True)
-
     @property
     def state_variables(self):
         """Every shared variable training changes, by name (params, optimizer, rngs, lr)."""
-        variables = OrderedDict()
-        for var in self.assembly.updates:
-            if not var.name:
-                raise ValueError(f"Trainer: an updated shared variable has no name: {var}")
-            if var.name in variables:
-                raise ValueError(f"Trainer: two updated shared variables are named {var.name!r}")
-            variables[var.name] = var
-        if self.lr is not None and self.lr.name not in variables:
-            variables[self.lr.name or "trainer/learning_rate"] = self.lr
-        return variables
+        return state.state_variables(self)
 
     @property
     def updates_per_epoch(self):
@@ -349,56 +284,17 @@ class Trainer:
     @property
     def planned_updates(self):
         """Total updates the run is set up for, if known (for progress bars)."""
-        candidates = []
-        if self.options.max_updates:
-            candidates.append(self.options.max_updates)
-        if self.options.max_epochs and self.updates_per_epoch:
-            candidates.append(self.options.max_epochs * self.updates_per_epoch)
-        return min(candidates) if candidates else None
+        return ending.planned_updates(self)
 
     def save_checkpoint(self, path):
         """Write everything needed to continue training to ``path`` (atomically)."""
-        self._as_numpy()
+        state.as_numpy(self)
         checkpoints.save(self, path)
 
     # -- compiling ---------------------------------------------------------------
 
     def _compile(self):
-        o = self.options
-        extra = OrderedDict(list(self.metrics.items()) + list(self.monitors.items()))
-        a = self.assembly
-        weighted = o.accumulate > 1 or (
-            self.communicator is not None and self.communicator.size > 1
-        )
-        weight = self.batch_weight
-        if weight is None:
-            weight = self.inputs[0].shape[0]
-        self._step = Step(
-            a,
-            self.inputs,
-            extra=OrderedDict(
-                zip(extra, a.graph.carry(list(extra.values()), self.graph), strict=True)
-            ),
-            givens=self.givens,
-            mode=o.mode,
-            batch_weight=weight,
-            split=o.split_update or weighted,
-            monitor_gradients=o.monitor_gradients,
-            communicator=self.communicator,
-            weighted=weighted,
-        )
-        self.train_names = [self.loss_name if n == "base" else n for n in self._step.names]
-        self._valid_fn, names = validation_function(
-            self.graph,
-            self._clean_loss,
-            self.spec.regularizers,
-            self.inputs,
-            extra,
-            givens=self.givens,
-            mode=o.mode,
-            batch_weight=self.batch_weight,
-        )
-        self.valid_names = [self.loss_name if n == "base" else n for n in names]
+        self._step, self.train_names, self._valid_fn, self.valid_names = compile_functions(self)
 
     # -- the loop ----------------------------------------------------------------
 
@@ -424,26 +320,7 @@ class Trainer:
         ``stop_reason`` says why training ended.
         """
         o = self.options
-        self.reset()
-        self.dataset, valid_ds = training_datasets(train, valid, self.specs, o)
-        self.rate.for_run(self.updates_per_epoch)
-        if (
-            o.max_updates is None
-            and o.max_epochs is None
-            and o.patience is None
-            and not self.dataset.one_shot
-        ):
-            raise ValueError(
-                "max_updates, max_epochs, patience: all are None, so training would never end; "
-                "set at least one"
-            )
-        if self.parallel:
-            distributed_training.broadcast_state(self)
-        if o.resume is not None:
-            checkpoints.apply(self, *checkpoints.read(self, o.resume), o.resume)
-        hooks, self.checkpointer = default_callbacks(
-            o if self.is_writer else distributed_training.quiet_options(o)
-        )
+        valid_ds, hooks = prepare_run(self, train, valid)
         with limit_threads(o.threads):
             if self._step is None:
                 with floatx_of(self.graph.params.values()):
@@ -452,7 +329,7 @@ class Trainer:
             try:
                 self._call(hooks, "on_start")
                 while self.stop_reason is None:
-                    reason = self._limit_reached()
+                    reason = ending.limit_reached(self)
                     if reason:
                         self.stop_reason = reason
                         break
@@ -467,23 +344,23 @@ class Trainer:
                     )
                     pair = None
                     if due or (self.stop_reason and not self._was_interrupted):
-                        pair = self._validate(valid_ds)
+                        pair = validate(self, valid_ds)
                         self._call(hooks, "on_validation", *pair)
                     self._call(hooks, "on_step_end")
                     if pair is not None:
                         yield pair
-                self._judge()
-                self._save_final()
+                ending.judge(self)
+                ending.save_final(self)
                 if self.validated_at != self.step and self.step > 0 and not self._was_interrupted:
                     self.elapsed = time.monotonic() - started
-                    pair = self._validate(valid_ds)
+                    pair = validate(self, valid_ds)
                     self._call(hooks, "on_validation", *pair)
                     yield pair
             except GeneratorExit:
                 if self.stop_reason is None:
                     self.stop_reason = "stopped by the caller"
                 self.elapsed = time.monotonic() - started
-                self._save_final()
+                ending.save_final(self)
                 self._finish(hooks)
                 raise
             except BaseException as error:
@@ -494,41 +371,10 @@ class Trainer:
             else:
                 self._finish(hooks)
             finally:
-                self._as_numpy()
-
-    def _judge(self):
-        """Mark a run that stopped on, or mostly skipped, non-finite values as diverged."""
-        drawn = max(self.dataset.drawn, 1)
-        if self.options.nan_policy == "stop" and self.stop_reason.startswith("non-finite"):
-            self.diverged = True
-        elif self.skipped > DIVERGED_SHARE * drawn:
-            self.diverged = True
-            self.stop_reason = (
-                f"{self.stop_reason}; diverged: {self.skipped} of {drawn} batches were skipped "
-                f"as non-finite (nan_policy='skip')"
-            )
-        if self.diverged:
-            logger.warning("training diverged: %s", self.stop_reason)
-
-    def _as_numpy(self):
-        """Leave every state variable holding numpy values: writable arrays (JAX returns
-        its own), and the generators where the compiled functions left them."""
-        if self._step is not None:
-            self._step.sync_generators()
-        for var in self.state_variables.values():
-            value = var.get_value(borrow=True)
-            if not _is_rng(var) and not isinstance(value, np.ndarray):
-                var.set_value(np.array(value, copy=True), borrow=True)
-
-    def _save_final(self):
-        """Save the state training ends with, unless the last checkpoint already holds it."""
-        if self.checkpointer is not None and not self._final_saved:
-            if self.checkpointer.saved_step != self.step:
-                self.checkpointer.save(self)
-            self._final_saved = True
+                state.as_numpy(self)
 
     def _finish(self, hooks):
-        self._restore_best()
+        ending.restore_best(self)
         self._call(hooks, "on_end")
 
     def train(self, train, valid=None):
@@ -546,16 +392,6 @@ class Trainer:
             return self.best_metrics
         return last
 
-    def _limit_reached(self):
-        o = self.options
-        if o.max_updates is not None and self.step >= o.max_updates:
-            return f"max_updates={o.max_updates} reached"
-        if o.max_epochs is not None and self.dataset.epoch >= o.max_epochs:
-            return f"max_epochs={o.max_epochs} reached"
-        if self.dataset.exhausted:
-            return "training data exhausted"
-        return None
-
     def _update(self):
         """Make one update: one batch, or ``accumulate`` batches and one update."""
         self.rate.set(self.step)
@@ -570,74 +406,5 @@ class Trainer:
         self.last_loss = float(values[0])
 
     def _non_finite(self, epoch, index):
-        policy = self.options.nan_policy
-        where = f"update {self.step + 1} (epoch {epoch + 1}, batch {index + 1})"
-        if policy == "raise":
-            raise FloatingPointError(
-                f"non-finite loss or gradient at {where}; parameters were left as they were "
-                f"before it (nan_policy='raise'; 'skip' or 'stop' to continue or end)"
-            )
-        self.skipped += 1
-        if policy == "stop":
-            self._end(f"non-finite loss or gradient at {where} (nan_policy='stop')")
-
-    def _validate(self, valid_ds):
-        sums, total = None, 0.0
-        for batch in valid_ds.iter_epoch():
-            if self.parallel:
-                batch = distributed.shard_rows(
-                    batch, self.communicator.rank, self.communicator.size
-                )
-                if not len(batch[0]):
-                    continue
-            with np.errstate(all="ignore"):  # a non-finite validation loss is reported as such
-                weight, *values = self._valid_fn(*batch)
-                weight = float(weight)
-                values = np.asarray(values, dtype=np.float64) * weight
-            sums = values if sums is None else sums + values
-            total += weight
-        if self.parallel:  # one all-reduce of the weighted sums and the total weight
-            sums, total = distributed_training.reduce_validation(self, sums, total)
-        valid_metrics = OrderedDict(
-            (name, float(v))
-            for name, v in zip(self.valid_names, sums / (total or math.nan), strict=True)
-        )
-        train_values = self.window.means(self.train_names)
-        train_metrics = OrderedDict(
-            step=self.step,
-            epoch=self.dataset.epoch,
-            lr=self.rate.value(),
-            seconds=round(self.elapsed, 3),
-            skipped=self.skipped,
-        )
-        train_metrics.update(train_values)
-        self.window.clear()
-        self.validated_at = self.step
-
-        loss = valid_metrics["loss"]
-        self.early_stopping.observe(
-            loss, self.step, lambda: ((n, p.get_value()) for n, p in self.graph.params.items())
-        )
-        if self.early_stopping.improved:
-            self.best_metrics = (train_metrics, valid_metrics)
-        if self.early_stopping.reason:
-            self._end(self.early_stopping.reason)
-        if self.schedule is not None:
-            self.schedule.observe(loss)
-        self.last_valid = valid_metrics
-        return train_metrics, valid_metrics
-
-    def _restore_best(self):
-        """Restore the best validated parameters unless they are the current ones.
-
-        The best validation loss is never above the last one, so the result is
-        never worse than the last validated state.
-        """
-        best = self.early_stopping
-        if not self.options.restore_best or best.best_params is None:
-            return
-        if best.best_step == self.step:
-            return
-        for name, p in self.graph.params.items():
-            p.set_value(np.array(best.best_params[name], copy=True))
-        self.restored_step = best.best_step
+        """Apply ``nan_policy`` to a non-finite update: :func:`ending.non_finite`."""
+        ending.non_finite(self, epoch, index)

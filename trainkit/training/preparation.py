@@ -1,0 +1,87 @@
+"""What a run does before its first update: the checks, then the compiling.
+
+:func:`prepare_run` resets the trainer and checks what can be checked before
+anything is compiled: the data (shapes, dtypes, NaNs, label ranges, through
+:func:`~trainkit.data.split.training_datasets`), that some limit ends the run
+(:func:`~trainkit.training.ending.check_limits`) and the ``resume``
+checkpoint (model and optimizer, :func:`~trainkit.training.checkpoints.read`).
+Along the way it broadcasts rank 0's state in data-parallel runs, restores
+the checkpoint and sets up the built-in callbacks.
+
+:func:`compile_functions` then compiles the step
+(:class:`~trainkit.training.step.Step`: one function, or two halves with
+``split_update``, ``accumulate > 1`` or more than one process) and the
+clean-graph validation function, with the extra metrics and monitors carried
+onto the assembled graph.
+"""
+
+from collections import OrderedDict
+
+from ..data.split import training_datasets
+from ..distributed import training as distributed_training
+from . import checkpoints, ending, metric_names
+from .callbacks import default_callbacks
+from .step import Step, validation_function
+
+__all__ = ["compile_functions", "prepare_run"]
+
+
+def prepare_run(trainer, train, valid):
+    """Set ``trainer`` up for a run on ``train`` and ``valid``; return the validation
+    dataset and the hooks (built-in callbacks, then the user's)."""
+    o = trainer.options
+    trainer.reset()
+    trainer.dataset, valid_ds = training_datasets(train, valid, trainer.specs, o)
+    trainer.rate.for_run(trainer.updates_per_epoch)
+    ending.check_limits(o, trainer.dataset)
+    if trainer.parallel:
+        distributed_training.broadcast_state(trainer)
+    if o.resume is not None:
+        checkpoints.apply(trainer, *checkpoints.read(trainer, o.resume), o.resume)
+    hooks, trainer.checkpointer = default_callbacks(
+        o if trainer.is_writer else distributed_training.quiet_options(o)
+    )
+    return valid_ds, hooks
+
+
+def compile_functions(trainer):
+    """Compile ``trainer``'s step and validation function.
+
+    Returns ``(step, train_names, valid_function, valid_names)``, the names
+    being those the metrics are reported under.
+    """
+    o = trainer.options
+    extra = OrderedDict(list(trainer.metrics.items()) + list(trainer.monitors.items()))
+    a = trainer.assembly
+    weighted = o.accumulate > 1 or (
+        trainer.communicator is not None and trainer.communicator.size > 1
+    )
+    weight = trainer.batch_weight
+    if weight is None:
+        weight = trainer.inputs[0].shape[0]
+    step = Step(
+        a,
+        trainer.inputs,
+        extra=OrderedDict(
+            zip(extra, a.graph.carry(list(extra.values()), trainer.graph), strict=True)
+        ),
+        givens=trainer.givens,
+        mode=o.mode,
+        batch_weight=weight,
+        split=o.split_update or weighted,
+        monitor_gradients=o.monitor_gradients,
+        communicator=trainer.communicator,
+        weighted=weighted,
+    )
+    train_names = metric_names.reported(step.names, trainer.loss_name)
+    valid_function, names = validation_function(
+        trainer.graph,
+        trainer._clean_loss,
+        trainer.spec.regularizers,
+        trainer.inputs,
+        extra,
+        givens=trainer.givens,
+        mode=o.mode,
+        batch_weight=trainer.batch_weight,
+    )
+    return step, train_names, valid_function, metric_names.reported(names, trainer.loss_name)

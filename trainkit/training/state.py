@@ -1,0 +1,67 @@
+"""The shared variables a run changes: found by name, seeded, left as numpy.
+
+:func:`state_variables` names every shared variable training updates
+(parameters, optimizer state, random generators) and the learning rate;
+checkpoints save and restore exactly these. :func:`seed_generators` seeds
+every random generator from the trainer's ``seed`` and the generator's name
+(one number reproduces a run), and :func:`as_numpy` leaves every variable
+holding numpy values after training, whatever the backend.
+"""
+
+import zlib
+from collections import OrderedDict
+
+import numpy as np
+from pytensor.tensor.random.type import RandomGeneratorType
+
+from ..distributed import training as distributed_training
+
+__all__ = ["as_numpy", "is_rng", "seed_generators", "state_variables"]
+
+
+def is_rng(var):
+    """Whether shared variable ``var`` holds a random generator."""
+    return isinstance(var.type, RandomGeneratorType)
+
+
+def state_variables(trainer):
+    """Every shared variable training changes, by name (params, optimizer, rngs, lr)."""
+    variables = OrderedDict()
+    for var in trainer.assembly.updates:
+        if not var.name:
+            raise ValueError(f"Trainer: an updated shared variable has no name: {var}")
+        if var.name in variables:
+            raise ValueError(f"Trainer: two updated shared variables are named {var.name!r}")
+        variables[var.name] = var
+    if trainer.lr is not None and trainer.lr.name not in variables:
+        variables[trainer.lr.name or "trainer/learning_rate"] = trainer.lr
+    return variables
+
+
+def seed_generators(trainer):
+    """Seed every random generator from ``seed`` (and the generator's name).
+
+    Noise and dropout regularizers given a ``seed`` of their own keep it;
+    the rest (other regularizers', the optimizer's, like ``esgd/rng``)
+    follow the trainer's ``seed``, so one number reproduces a run.
+    """
+    own = {r.rng_name for r in trainer.spec.regularizers if getattr(r, "seed", None) is not None}
+    for var in trainer.assembly.updates:
+        if is_rng(var) and var.name not in own:
+            key = zlib.crc32(var.name.encode())
+            var.set_value(np.random.default_rng([trainer.options.seed, key]), borrow=True)
+    if trainer.parallel:  # every process draws its own noise and dropout masks
+        for var in trainer.assembly.updates:
+            if is_rng(var):
+                var.set_value(distributed_training.rank_generator(trainer, var), borrow=True)
+
+
+def as_numpy(trainer):
+    """Leave every state variable holding numpy values: writable arrays (JAX returns
+    its own), and the generators where the compiled functions left them."""
+    if trainer._step is not None:
+        trainer._step.sync_generators()
+    for var in trainer.state_variables.values():
+        value = var.get_value(borrow=True)
+        if not is_rng(var) and not isinstance(value, np.ndarray):
+            var.set_value(np.array(value, copy=True), borrow=True)
