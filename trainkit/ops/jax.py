@@ -43,9 +43,7 @@ def _derivative(name, y):
         return y * (1 - y)
     if name == "relu":
         return (y > 0).astype(y.dtype)
-    import jax.numpy as jnp
-
-    return jnp.ones_like(y)
+    return 1
 
 
 class _Time:
@@ -141,11 +139,8 @@ def jax_backward(form, activation, reverse, hh, lengths, grads, workspace):
 
     ``grads`` are the gradients of ``(out, [cell,] last)`` in real time (any
     may be ``None``), ``workspace`` what :func:`jax_forward` returned; the
-    maths is that of :func:`trainkit.ops.kernels.backward`. Everything that
-    does not depend on the carried gradients (the gates' derivatives, the
-    padding) is computed for all steps at once before the loop, so the loop
-    body is one matrix product and a few products; a padded step has zero
-    coefficients and passes the carried gradients through.
+    maths is that of :func:`trainkit.ops.kernels.backward`. Padded steps get
+    no gradient and pass the carried ones through.
     """
     import jax
     import jax.numpy as jnp
@@ -154,84 +149,75 @@ def jax_backward(form, activation, reverse, hh, lengths, grads, workspace):
     T, B, H = states.shape[0] - 1, states.shape[1], states.shape[2]
     dtype = states.dtype
     time = _Time(T, reverse, lengths)
-    padded = lengths is not None
-    m = time.masks(T, B)[:, :, None].astype(dtype) if padded else 1
     g_out, g_cell, g_last = (
         (grads[0], grads[1], grads[2]) if form == "lstm" else (grads[0], None, grads[1])
     )
     zeros = jnp.zeros((T, B, H), dtype)
-
-    def incoming(g):
-        return zeros if g is None else time.swap(g.astype(dtype)) * m
-
-    go, dh_last = incoming(g_out), jnp.zeros((B, H), dtype)
-    if g_last is not None:
-        dh_last = g_last.astype(dtype)
-    keep = (1 - m) * jnp.ones((T, B, H), dtype) if padded else zeros  # pass-through
+    g_out = zeros if g_out is None else time.swap(g_out.astype(dtype))
+    g_cell = zeros if g_cell is None else time.swap(g_cell.astype(dtype))
+    dh_last = jnp.zeros((B, H), dtype) if g_last is None else g_last.astype(dtype)
     hh_t = hh.T
-    h_prev = states[:T]
 
+    def step(carry, inp):
+        dh_in, dc_in = carry
+        m, go, gc, h_prev, c_prev, work = inp
+        m = m[:, None]
+        dh = dh_in + jnp.where(m, go, 0)
+        if form == "rnn":
+            dz = dh * _derivative(activation, work[0])
+            back, dc_prev = dz @ hh_t, dc_in
+        elif form == "lstm":
+            gates, y = work
+            i, f, g, o = (gates[:, k * H : (k + 1) * H] for k in range(4))
+            v = dc_in + jnp.where(m, gc, 0) + dh * o * _derivative(activation, y)
+            dz = jnp.concatenate(
+                [
+                    v * g * i * (1 - i),
+                    v * c_prev * f * (1 - f),
+                    v * i * (1 - g * g),
+                    dh * y * o * (1 - o),
+                ],
+                axis=1,
+            )
+            back, dc_prev = dz @ hh_t, jnp.where(m, v * f, dc_in)
+        else:
+            gates, rh = work
+            z, r, n = (gates[:, k * H : (k + 1) * H] for k in range(3))
+            dn = dh * (1 - z) * _derivative(activation, n)
+            dzp = dh * (h_prev - n) * z * (1 - z)
+            drh = dn @ hh_t[2 * H :]
+            drp = drh * h_prev * r * (1 - r)
+            dz = jnp.concatenate([dzp, drp, dn], axis=1)
+            back = dh * z + drh * r + jnp.concatenate([dzp, drp], axis=1) @ hh_t[: 2 * H]
+            dc_prev = dc_in
+        dz = jnp.where(m, dz, 0)
+        return (jnp.where(m, back, dh), dc_prev), dz
+
+    c_prev = zeros
     if form == "rnn":
-        coef = (_derivative(activation, states[1:]) * m,)
-
-        def step(carry, inp):
-            g, (d,), k = inp
-            dh = carry[0] + g
-            dz = dh * d
-            return (dz @ hh_t + dh * k,), dz
-
-        carry0 = (dh_last,)
+        work = (states[1:],)  # each step's new state: the activation's output
     elif form == "lstm":
-        cells, gates, y = workspace[1:]
-        i, f, g, o = (gates[..., k * H : (k + 1) * H] for k in range(4))
-        c_prev = cells[:T]
-        gates_d = jnp.concatenate(
-            [g * i * (1 - i), c_prev * f * (1 - f), i * (1 - g * g), y * o * (1 - o)], axis=-1
-        )
-        coef = (gates_d * m, o * _derivative(activation, y) * m, f * m + keep, incoming(g_cell))
-
-        def step(carry, inp):
-            g, (k4, a, f_, gc), k = inp
-            dh = carry[0] + g
-            v = carry[1] + gc + dh * a
-            dz = jnp.concatenate([v, v, v, dh], axis=1) * k4
-            return (dz @ hh_t + dh * k, v * f_), dz
-
-        carry0 = (dh_last, jnp.zeros((B, H), dtype))
+        cells, gates, act_cells = workspace[1:]
+        work, c_prev = (gates, act_cells), cells[:T]
     else:
-        gates, _ = workspace[1:]
-        z, r, n = (gates[..., k * H : (k + 1) * H] for k in range(3))
-        coef = (
-            (1 - z) * _derivative(activation, n) * m,
-            (h_prev - n) * z * (1 - z) * m,
-            h_prev * r * (1 - r) * m,
-            z * m + keep,
-            r * m,
-        )
-        hh_zr_t, hh_n_t = hh_t[: 2 * H], hh_t[2 * H :]
-
-        def step(carry, inp):
-            g, (kn, kz, kr, z_, r_), _ = inp
-            dh = carry[0] + g
-            dn, dzp = dh * kn, dh * kz
-            drh = dn @ hh_n_t
-            drp = drh * kr
-            back = dh * z_ + drh * r_ + jnp.concatenate([dzp, drp], axis=1) @ hh_zr_t
-            return (back,), jnp.concatenate([dzp, drp, dn], axis=1)
-
-        carry0 = (dh_last,)
-    (dh0, *_), dz = jax.lax.scan(step, carry0, (go, coef, keep), reverse=True)
+        work = tuple(workspace[1:])
+    (dh0, _), dz = jax.lax.scan(
+        step,
+        (dh_last, jnp.zeros((B, H), dtype)),
+        (time.masks(T, B), g_out, g_cell, states[:T], c_prev, work),
+        reverse=True,
+    )
     if form == "gru":
         flat = dz.reshape(T * B, -1)
         dhh = jnp.concatenate(
             [
-                h_prev.reshape(T * B, H).T @ flat[:, : 2 * H],
+                states[:T].reshape(T * B, H).T @ flat[:, : 2 * H],
                 workspace[2].reshape(T * B, H).T @ flat[:, 2 * H :],
             ],
             axis=1,
         )
     else:
-        dhh = h_prev.reshape(T * B, H).T @ dz.reshape(T * B, -1)
+        dhh = states[:T].reshape(T * B, H).T @ dz.reshape(T * B, -1)
     return time.swap(dz), dhh, dh0
 
 
