@@ -188,3 +188,15 @@ def test_a_jax_run_with_dropout_and_noise_resumes_bitwise(tmp_path, accumulate):
     resumed = run(max_updates=8, resume=path)
     for name, param in whole.params.items():
         assert np.array_equal(resumed.params[name].get_value(), param.get_value()), name
+
+
+def test_contractive_through_recurrent_layers_names_the_mode_under_jax():
+    """JAX cannot differentiate a recurrence twice: one line before compiling (the default
+    mode compiles such a run with Numba instead)."""
+    from regularizers.errors import InvalidArgument
+
+    x = RNG.normal(size=(6, 3, 2)).astype("float32")
+    y = RNG.normal(size=(6, 3, 1)).astype("float32")
+    net = trainkit.Regressor([2, dict(size=2, form="rnn"), 1])
+    with pytest.raises(InvalidArgument, match=r"^mode: contractive through recurrent .*'NUMBA'"):
+        net.train([x, y], contractive=0.1, max_updates=1, mode="JAX", **QUIET)

@@ -22,7 +22,7 @@ import warnings
 
 import pytensor
 
-__all__ = ["DEFAULT_MODE", "is_jax", "quiet", "resolve", "use_jax_cache"]
+__all__ = ["DEFAULT_MODE", "is_jax", "prepare", "quiet", "resolve", "use_jax_cache"]
 
 #: the mode trainkit compiles with when neither the call nor PyTensor's config chose one
 DEFAULT_MODE = "JAX"
@@ -31,9 +31,12 @@ DEFAULT_MODE = "JAX"
 _PYTENSOR_DEFAULT = "Mode"
 
 #: warnings PyTensor's JAX backend gives for every graph, about its own internals:
-#: shape assertions JAX cannot keep, and float64 accumulators JAX truncates to float32
-#: (trainkit asks for neither; the results are the same)
+#: the private copy of each random generator (which trainkit writes back, see
+#: ``Step.sync_generators``), shape assertions JAX cannot keep, and float64
+#: accumulators JAX truncates to float32 (trainkit asks for neither; the results are
+#: the same)
 _NOISE = (
+    r"The RandomType SharedVariables .* will not be used in the compiled JAX graph",
     r"Skipping Assert",
     r"Explicitly requested dtype \w+ requested in \w+ is not available",
     r"Skipping CheckAndRaise",
@@ -55,6 +58,24 @@ def is_jax(mode):
     if isinstance(mode, str):
         return mode.upper() == "JAX"
     return type(getattr(mode, "linker", None)).__name__ == "JAXLinker"
+
+
+def prepare(mode, dtype):
+    """Get the backend ready to compile a graph of ``dtype`` under ``mode``.
+
+    Under JAX: the persistent compilation cache (:func:`use_jax_cache`), and
+    64-bit floats when the graph is float64. PyTensor enables JAX's float64
+    only when ``floatX`` is float64, and JAX would otherwise truncate a
+    float64 network to float32 without a word (its warning is one of the
+    backend notes :func:`quiet` hides).
+    """
+    if not is_jax(mode):
+        return
+    use_jax_cache()
+    if str(dtype) == "float64":
+        import jax
+
+        jax.config.update("jax_enable_x64", True)
 
 
 def use_jax_cache():

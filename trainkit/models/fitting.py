@@ -7,12 +7,18 @@ length for ``mode='JAX'``, and hands the network's :class:`~trainkit.models.task
 and every keyword to a :class:`~trainkit.Trainer`, which parses them once.
 """
 
+import logging
+
 import numpy as np
 
-from ..backend import is_jax
+from regularizers.errors import InvalidArgument
+
+from ..backend import is_jax, resolve
 from ..training.trainer import Trainer
 
 __all__ = ["Fitting"]
+
+logger = logging.getLogger("trainkit")
 
 
 class Fitting:
@@ -34,6 +40,28 @@ class Fitting:
             return list(data)
         return data
 
+    def _second_order_mode(self, mode):
+        """The mode for ``contractive`` through recurrent layers, which JAX cannot compile.
+
+        Its second derivatives differentiate a scan twice (the fused op's
+        reference), and PyTensor's JAX backend cannot trace that. Under the
+        default mode this run compiles with Numba instead (and says so); a
+        user who asked for JAX gets the reason before anything compiles.
+        """
+        if mode is not None and resolve(mode) == mode:
+            raise InvalidArgument(
+                "mode",
+                f"contractive through recurrent layers differentiates a recurrence twice, "
+                f"which PyTensor's JAX backend cannot compile; got {mode!r}, use 'NUMBA' "
+                f"(or leave mode unset)",
+                mode,
+            )
+        logger.info(
+            "contractive through recurrent layers: compiling with NUMBA (the default "
+            "backend, JAX, cannot differentiate a recurrence twice)"
+        )
+        return "NUMBA"
+
     def _trainer(self, train, valid, algo, kwargs):
         train = self._arrays(train)
         valid = None if valid is None else self._arrays(valid)
@@ -49,6 +77,13 @@ class Fitting:
                 for a in (train, valid)
             )
         mode = kwargs.get("mode", self.mode)
+        impl = None
+        if self.is_recurrent and kwargs.get("contractive"):
+            # second derivatives through a recurrence: the scan implementation serves them
+            # (the fused op's own second derivatives fail a shape check on Numba)
+            impl = "scan"
+            if is_jax(mode):
+                mode = kwargs["mode"] = self._second_order_mode(mode)
         time_steps = None
         if self.is_recurrent and is_jax(mode) and any(layer.uses_scan() for layer in self.layers):
             if not isinstance(train, list):
@@ -57,7 +92,7 @@ class Fitting:
                     "length fixes the scan length"
                 )
             time_steps = self.static_time(mode, train[0])
-        task = self.task(weighted=weighted, time_steps=time_steps)
+        task = self.task(weighted=weighted, time_steps=time_steps, impl=impl)
         kwargs.setdefault("mode", self.mode)
         trainer = Trainer(
             task.graph,

@@ -15,7 +15,7 @@ import regularizers
 from regularizers.base import Regularizer
 from regularizers.errors import InvalidArgument, closest_hint
 
-from ..backend import QuietFirstCall, quiet, resolve
+from ..backend import QuietFirstCall, prepare, quiet, resolve
 from ..data.arrays import check_arrays
 
 __all__ = ["Prediction"]
@@ -55,6 +55,7 @@ class Prediction:
                     f"{', '.join(sorted(allowed))}{hint}"
                 )
         regs = regularizers.from_kwargs(**graph_kwargs)
+        prepare(self.mode, self.dtype)
         with pytensor.config.change_flags(floatX=self.dtype):
             for reg in regs:
                 graph = reg.modify_graph(graph)

@@ -56,7 +56,7 @@ import pytensor.tensor as pt
 from pytensor.graph.replace import clone_replace
 from pytensor.tensor.random.type import RandomGeneratorType
 
-from ..backend import QuietFirstCall, quiet, resolve
+from ..backend import QuietFirstCall, prepare, quiet, resolve
 from .assembly import penalty_terms, total_loss
 
 __all__ = ["Step", "finite_flag", "validation_function"]
@@ -146,6 +146,7 @@ class Step:
         weighted=False,
     ):
         a = assembly
+        prepare(mode, a.loss.dtype)
         self.assembly = a
         self.split = split
         self.communicator = communicator
@@ -366,6 +367,7 @@ def validation_function(graph, base_loss, regs, inputs, extra, *, givens, mode, 
     weighted penalties on the clean graph), the base loss, and ``extra``.
     """
     clean_total = total_loss(base_loss, penalty_terms(regs, graph))
+    prepare(mode, clean_total.dtype)
     names = ["loss", "base", *extra]
     weight = batch_weight
     if weight is None:
