@@ -93,7 +93,15 @@ def jax_forward(form, activation, reverse, projected, hh, h0, lengths=None):
     T, B = projected.shape[:2]
     H = hh.shape[0]
     act = _activation(activation)
-    sig = jax.nn.sigmoid
+    dtype = projected.dtype
+    half = jnp.asarray(0.5, dtype)
+    if form == "lstm":  # per column: sigmoid for i, f, o; tanh for g
+        scale = jnp.concatenate(
+            [jnp.full(2 * H, 0.5, dtype), jnp.ones(H, dtype), jnp.full(H, 0.5, dtype)]
+        )
+        offset = jnp.concatenate(
+            [jnp.full(2 * H, 0.5, dtype), jnp.zeros(H, dtype), jnp.full(H, 0.5, dtype)]
+        )
     time = _Time(T, reverse, lengths)
     xs = time.swap(projected)
 
@@ -105,17 +113,16 @@ def jax_forward(form, activation, reverse, projected, hh, h0, lengths=None):
             new = (act(xp + h @ hh),)
             work = ()
         elif form == "lstm":
-            z = xp + h @ hh
-            gates = jnp.concatenate(
-                [sig(z[:, : 2 * H]), jnp.tanh(z[:, 2 * H : 3 * H]), sig(z[:, 3 * H :])], axis=1
-            )
+            # one tanh over the whole (B, 4H) tile, sigmoid(x) = (1 + tanh(x / 2)) / 2:
+            # XLA vectorises that five times better than four activations of slices
+            gates = jnp.tanh((xp + h @ hh) * scale) * scale + offset
             i, f, g, o = (gates[:, k * H : (k + 1) * H] for k in range(4))
             c = f * carry[1] + i * g
             y = act(c)
             new = (o * y, c)
             work = (gates, y)
         else:
-            zr = sig(xp[:, : 2 * H] + h @ hh[:, : 2 * H])
+            zr = jnp.tanh((xp[:, : 2 * H] + h @ hh[:, : 2 * H]) * half) * half + half
             z, r = zr[:, :H], zr[:, H:]
             rh = r * h
             n = act(xp[:, 2 * H :] + rh @ hh[:, 2 * H :])
