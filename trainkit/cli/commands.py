@@ -93,7 +93,7 @@ def _handle_errors(function):
     type=click.IntRange(min=1),
     metavar="N",
     help="BLAS/OpenMP/Numba threads for the whole command (1 is the steady choice on a small "
-    "shared machine).",
+    "shared machine); JAX's pool follows the cores the process may use (taskset -c 0).",
 )
 @click.version_option(__version__, prog_name="trainkit")
 def cli(debug, threads):
