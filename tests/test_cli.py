@@ -478,7 +478,8 @@ def test_a_mode_in_both_sections_must_agree(tmp_path):
 
 
 def test_threads_flag_limits_blas_for_the_command(tmp_path, monkeypatch):
-    threadpoolctl = pytest.importorskip("threadpoolctl")
+    import threadpoolctl
+
     seen = []
     real = cli.files.load
 

@@ -55,7 +55,6 @@ def test_predict_in_batches_equals_predict_at_once(rng):
 
 
 def test_a_fused_recurrent_net_trains_on_jax_from_a_callable(rng):
-    pytest.importorskip("jax")
     x = rng.normal(size=(8, 4, 3)).astype("float32")
     y = rng.normal(size=(8, 4, 2)).astype("float32")
     net = trainkit.Regressor([3, dict(size=5, form="lstm"), 2])

@@ -42,7 +42,6 @@ def build(form, mode, B=3, T=4, H=3, dtype="float64", reverse=True):
 
 @pytest.mark.parametrize("form", ["rnn", "lstm", "gru"])
 def test_jax_parity(form):
-    pytest.importorskip("jax")
     with pytensor.config.change_flags(warn_float64="ignore"):
         ref = build(form, "FAST_COMPILE")
         import jax
@@ -58,7 +57,8 @@ def test_jax_parity(form):
 def test_jax_kernels_match_the_numpy_kernels(form, activation):
     """JAX's forward and hand-written backward against the NumPy kernels, float64:
     every output and gradient, forward and reverse, full and padded (one length 0)."""
-    jax = pytest.importorskip("jax")
+    import jax
+
     from trainkit.ops import kernels
     from trainkit.ops.jax import jax_backward, jax_forward
 
@@ -100,7 +100,6 @@ def test_jax_kernels_match_the_numpy_kernels(form, activation):
 
 
 def test_jax_float32_full_length():
-    pytest.importorskip("jax")
     ref = build("lstm", "FAST_COMPILE", dtype="float32", reverse=False)
     got = build("lstm", "JAX", dtype="float32", reverse=False)
     for a, b in zip(ref, got, strict=True):

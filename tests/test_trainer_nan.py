@@ -138,7 +138,6 @@ def test_a_huge_learning_rate_raises_with_finite_parameters_left():
 @pytest.mark.parametrize("accumulate", [1, 2], ids=["one-function", "split"])
 def test_skip_on_jax_leaves_the_state_bitwise_untouched(accumulate):
     """The guard on the default backend (JAX): a skipped update changes nothing."""
-    pytest.importorskip("jax")
     states = States()
     t = make(
         states,

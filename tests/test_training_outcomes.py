@@ -22,7 +22,6 @@ def regression(seed=0, n=64):
 
 @pytest.mark.filterwarnings("error")
 def test_after_jax_training_parameters_are_numpy_and_predict_works():
-    pytest.importorskip("jax")
     x, y = regression()
     net = trainkit.Regressor([3, 8, 1])
     net.train([x, y], algo="adam", max_updates=5, mode="JAX", **QUIET)  # and no warnings
@@ -118,7 +117,8 @@ def test_valid_fraction_holds_out_a_seeded_share():
 
 
 def test_threads_limits_blas_while_training():
-    threadpoolctl = pytest.importorskip("threadpoolctl")
+    import threadpoolctl
+
     seen = []
 
     class Look:

@@ -128,8 +128,6 @@ class QuietFirstCall:
         self.function = function
         self._always = is_jax(mode)
         self._called = False
-        if self._always:
-            use_jax_cache()
 
     def __call__(self, *args):
         if self._called and not self._always:

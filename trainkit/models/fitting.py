@@ -13,7 +13,7 @@ import numpy as np
 
 from regularizers.errors import InvalidArgument
 
-from ..backend import is_jax, resolve
+from ..backend import is_jax
 from ..training.trainer import Trainer
 
 __all__ = ["Fitting"]
@@ -48,7 +48,7 @@ class Fitting:
         default mode this run compiles with Numba instead (and says so); a
         user who asked for JAX gets the reason before anything compiles.
         """
-        if mode is not None and resolve(mode) == mode:
+        if mode is not None:
             raise InvalidArgument(
                 "mode",
                 f"contractive through recurrent layers differentiates a recurrence twice, "
