@@ -13,12 +13,18 @@
 
 A bad config or bad data is one line on stderr (file, key, value, what is
 allowed, the closest valid key) and exit status 2; ``--debug`` shows the
-traceback instead. Training interrupted by Ctrl-C or SIGTERM saves a
-checkpoint and exits with 128 + the signal number (130, 143).
+traceback instead. Training interrupted by Ctrl-C, SIGTERM or SIGHUP saves a
+checkpoint and exits with 128 + the signal number (130, 143, 129); a run
+saves one every minute too (``save_every = "60s"`` unless set), so
+``--resume`` always has one. A directory holding a run is refused without
+``--resume`` or ``--overwrite``, and a run locks its directory
+(``.trainkit.lock``: pid, host, start time) while it trains.
 """
 
+import contextlib
 import functools
 import logging
+import signal
 import sys
 import time
 import tomllib
@@ -30,7 +36,7 @@ from tqdm.auto import tqdm
 
 from .. import __version__
 from ..training.threads import limit_threads
-from . import config, evaluate, files, plotting, run
+from . import config, evaluate, files, plotting, run, rundir
 from .distributed import agreed, communicator_from_environment
 
 __all__ = ["cli", "main"]
@@ -156,15 +162,8 @@ def _load_config(path, example, overrides):
 
 
 def _new_run_dir(run_dir, name):
-    """The run directory: ``run_dir`` if it holds no run, else ``runs/NAME[-N]``."""
+    """The run directory: ``run_dir`` if given, else ``runs/NAME[-N]`` (a new folder)."""
     if run_dir is not None:
-        # a run that stopped before its first checkpoint left nothing to continue
-        held = [f for f in ("checkpoint.npz", "model.npz") if (Path(run_dir) / f).exists()]
-        if held:
-            raise UserError(
-                f"--run-dir {run_dir}: already holds a run ({', '.join(held)}); continue it "
-                f"with --resume, or choose another directory"
-            )
         return Path(run_dir)
     base = Path("runs") / name
     candidate, n = base, 1
@@ -172,6 +171,30 @@ def _new_run_dir(run_dir, name):
         n += 1
         candidate = base.with_name(f"{base.name}-{n}")
     return candidate
+
+
+def _check_new_run_dir(run_dir, overwrite):
+    """Refuse a directory that holds a run, unless ``--overwrite`` (then empty it)."""
+    held = rundir.held_files(run_dir)
+    if held and not overwrite:
+        raise UserError(
+            f"--run-dir {run_dir}: already holds a run ({', '.join(held)}); continue it "
+            f"with --resume, replace it with --overwrite, or choose another directory"
+        )
+    if held:
+        rundir.clear(run_dir)
+        click.echo(f"--overwrite: removed {', '.join(held)} from {run_dir}", err=True)
+
+
+@contextlib.contextmanager
+def _run_lock(comm, run_dir):
+    """Rank 0 holds ``run_dir``'s lock while the block runs; every rank fails alike."""
+    lock = rundir.RunLock(run_dir, note=lambda line: click.echo(line, err=True))
+    agreed(comm, lock.acquire)
+    try:
+        yield lock
+    finally:
+        lock.release()
 
 
 def _compare_for_resume(saved, cfg):
@@ -215,8 +238,13 @@ def _compare_for_resume(saved, cfg):
     help="Continue the run in --run-dir from its checkpoint.npz (CONFIG defaults to its "
     "config.toml).",
 )
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace the run --run-dir holds (without it, a directory holding a run is refused).",
+)
 @_handle_errors
-def train(config_path, example, overrides, run_dir, resume):
+def train(config_path, example, overrides, run_dir, resume, overwrite):
     """Train the model a TOML config describes and write a run directory.
 
     CONFIG has [model], [data] and [training] sections; [training] takes
@@ -224,11 +252,16 @@ def train(config_path, example, overrides, run_dir, resume):
     trainer options), with the same names. The run directory gets the
     resolved config.toml, metrics.csv, checkpoint.npz, model.npz and
     curves.png; the held-out accuracy (classifiers) or R² is printed at the
-    end.
+    end. checkpoint.npz is saved every minute (unless [training] save_every
+    says otherwise) and on Ctrl-C, SIGTERM and SIGHUP: continue with
+    --resume. A directory that holds a run is refused without --resume or
+    --overwrite; one run at a time may use a directory (it is locked).
     """
     began = time.monotonic()
     # under `mpiexec -n N` every process trains; rank 0 alone looks at files and writes
     comm = communicator_from_environment()
+    if resume and overwrite:
+        raise UserError("--resume and --overwrite: give one (continue the run, or replace it)")
     if resume:
         if run_dir is None:
             raise UserError("--resume: name the run to continue with --run-dir DIR")
@@ -253,9 +286,15 @@ def train(config_path, example, overrides, run_dir, resume):
         cfg = _load_config(config_path, example, overrides)
         name = example or Path(config_path).stem
         run_dir = agreed(comm, lambda: _new_run_dir(run_dir, name))
-    result = run.run_config(cfg, run_dir, resume=resume, began=began, communicator=comm)
+    net = run.prepare(cfg)  # a bad config is refused before the run directory is touched
+    with _run_lock(comm, run_dir):
+        if not resume:
+            agreed(comm, lambda: _check_new_run_dir(run_dir, overwrite))
+        result = run.run_config(
+            cfg, run_dir, resume=resume, began=began, net=net, communicator=comm
+        )
     if result.interrupted:
-        raise click.exceptions.Exit({"SIGINT": 130, "SIGTERM": 143}.get(result.interrupted, 1))
+        raise click.exceptions.Exit(128 + signal.Signals[result.interrupted].value)
 
 
 # -- predict, plot -------------------------------------------------------------------

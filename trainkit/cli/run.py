@@ -58,6 +58,8 @@ class RunResult:
         Held-out accuracy (Classifier) or R² of the final model.
     files : list of str
         What the run directory holds.
+    finished_before : bool
+        ``resume`` found the run already finished: nothing was trained.
     """
 
     run_dir: Path
@@ -67,12 +69,21 @@ class RunResult:
     interrupted: str | None = None
     score: float | None = None
     files: list = field(default_factory=list)
+    finished_before: bool = False
+
+
+#: how often the command line saves checkpoint.npz when [training] save_every is not set
+DEFAULT_SAVE_EVERY = "60s"
 
 
 class _Clock:
     """A trainer callback noting when the first update is done (compiling included)."""
 
     first = None
+    start_step = None
+
+    def on_start(self, trainer):
+        self.start_step = trainer.step
 
     def on_update(self, trainer):
         if self.first is None:
@@ -216,6 +227,9 @@ def _train(cfg, net, data, run_dir, resume, began, callbacks, echo, log, communi
     kwargs = cfg.training_kwargs()
     kwargs.setdefault("progress", "auto" if log else False)
     kwargs.setdefault("log", log)
+    # a run from the command line always leaves a checkpoint to resume from (Lightning's
+    # last.ckpt): periodically, and on Ctrl-C, SIGTERM and SIGHUP (stop_on_signals)
+    kwargs.setdefault("save_every", DEFAULT_SAVE_EVERY)
     kwargs.update(
         run_dir=os.fspath(run_dir),
         save_progress=os.fspath(checkpoint),
@@ -264,6 +278,16 @@ def _train(cfg, net, data, run_dir, resume, began, callbacks, echo, log, communi
             f"{reason} after {trainer.step} updates; checkpoint saved; {timing}\n"
             f"continue with: trainkit train --resume --run-dir {run_dir}"
         )
+        result.files = [f for f in RUN_FILES if (run_dir / f).exists()]
+        return result
+    if resume and clock.start_step == trainer.step and (run_dir / "model.npz").exists():
+        echo(
+            f"{run_dir}: the run is finished ({reason} at update {trainer.step}); nothing "
+            f"was trained and model.npz is as it was; to train further raise a limit, e.g. "
+            f"--set training.max_updates=N (resumable: "
+            f"{', '.join(f'training.{k}' for k in config.RESUMABLE)})"
+        )
+        result.finished_before = True
         result.files = [f for f in RUN_FILES if (run_dir / f).exists()]
         return result
 

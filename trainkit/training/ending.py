@@ -61,6 +61,10 @@ def limit_reached(trainer):
         return f"max_epochs={o.max_epochs} reached"
     if trainer.dataset.exhausted:
         return "training data exhausted"
+    # a resumed run whose patience had already run out (the count is in its checkpoint)
+    bad = trainer.early_stopping.bad_validations
+    if o.patience is not None and bad > 0 and bad >= o.patience:
+        return f"no improvement in {bad} validations (patience={o.patience})"
     return None
 
 

@@ -1,4 +1,4 @@
-"""Ctrl-C and SIGTERM as a request to stop training, for whoever owns the process.
+"""Ctrl-C, SIGTERM and SIGHUP as a request to stop training, for whoever owns the process.
 
 The training loop installs no signal handlers: a library should not take over
 its host's signals. The command line wraps its runs in :func:`stop_on_signals`,
@@ -15,7 +15,7 @@ and so can a Python user:
 >>> net.trainer.stop_reason
 'max_updates=3 reached'
 
-The first Ctrl-C or SIGTERM asks the trainer to stop after the current update
+The first Ctrl-C, SIGTERM or SIGHUP (the terminal closed) asks the trainer to stop after the current update
 (``trainer.stop('interrupted by SIGINT')``, which ends with a final checkpoint
 when ``save_progress`` is set) and records the signal in
 ``trainer.interrupted``; a second Ctrl-C raises ``KeyboardInterrupt`` at once.
@@ -28,8 +28,8 @@ import threading
 
 __all__ = ["stop_on_signals", "SIGNALS"]
 
-#: the signals that ask training to stop
-SIGNALS = (signal.SIGINT, signal.SIGTERM)
+#: the signals that ask training to stop (SIGHUP where the platform has it)
+SIGNALS = (signal.SIGINT, signal.SIGTERM) + ((signal.SIGHUP,) if hasattr(signal, "SIGHUP") else ())
 
 
 @contextlib.contextmanager
