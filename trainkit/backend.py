@@ -22,7 +22,15 @@ import warnings
 
 import pytensor
 
-__all__ = ["DEFAULT_MODE", "is_jax", "prepare", "quiet", "resolve", "use_jax_cache"]
+__all__ = [
+    "DEFAULT_MODE",
+    "is_jax",
+    "precision",
+    "prepare",
+    "quiet",
+    "resolve",
+    "use_jax_cache",
+]
 
 #: the mode trainkit compiles with when neither the call nor PyTensor's config chose one
 DEFAULT_MODE = "JAX"
@@ -63,19 +71,63 @@ def is_jax(mode):
 def prepare(mode, dtype):
     """Get the backend ready to compile a graph of ``dtype`` under ``mode``.
 
-    Under JAX: the persistent compilation cache (:func:`use_jax_cache`), and
-    64-bit floats when the graph is float64. PyTensor enables JAX's float64
-    only when ``floatX`` is float64, and JAX would otherwise truncate a
-    float64 network to float32 without a word (its warning is one of the
-    backend notes :func:`quiet` hides).
+    Under JAX: the persistent compilation cache (:func:`use_jax_cache`).
+    JAX's 64-bit mode is not switched on here for the whole process: each
+    call of a compiled function runs under :func:`precision` (through
+    :class:`QuietFirstCall`), so float64 and float32 networks live side by
+    side in one process.
     """
     if not is_jax(mode):
         return
     use_jax_cache()
-    if str(dtype) == "float64":
-        import jax
+    _import_jax_dispatch()
 
-        jax.config.update("jax_enable_x64", True)
+
+def _import_jax_dispatch():
+    """Import PyTensor's JAX dispatch without its process-wide 64-bit switch.
+
+    Importing it sets ``jax_enable_x64`` from ``floatX`` for the whole
+    process, and trainkit compiles a float64 network under ``floatX =
+    float64``: the first such network would leave every later float32 one
+    computing in float64. The flag is put back as it was.
+    """
+    import sys
+
+    if "pytensor.link.jax.dispatch" in sys.modules:
+        return
+    import jax
+
+    before = jax.config.jax_enable_x64
+    import pytensor.link.jax.dispatch  # noqa: F401
+
+    jax.config.update("jax_enable_x64", before)
+
+
+def precision(mode, x64):
+    """A context with JAX's 64-bit mode on (``x64``) or off, for this thread and block only.
+
+    PyTensor enables JAX's float64 only when ``floatX`` is float64, and JAX
+    would otherwise truncate a float64 network to float32 without a word
+    (its warning is one of the backend notes :func:`quiet` hides); switched
+    on for the whole process it would make a float32 network's updates
+    float64, which its float32 variables cannot store. Outside JAX it does
+    nothing.
+
+    >>> with precision("FAST_COMPILE", True):
+    ...     pass
+    """
+    if not is_jax(mode):
+        return contextlib.nullcontext()
+    import jax
+
+    return jax.enable_x64(bool(x64))
+
+
+def _is_float64(function):
+    """Whether a compiled function computes in float64 (any of its outputs is float64)."""
+    maker = getattr(function, "maker", None)
+    outputs = getattr(getattr(maker, "fgraph", None), "outputs", ())
+    return any(getattr(out, "dtype", None) == "float64" for out in outputs)
 
 
 def use_jax_cache():
@@ -121,18 +173,26 @@ class QuietFirstCall:
     Numba compiles at the first call. JAX traces again whenever an input's
     shape or type changes (the last, smaller batch of an epoch; a shared
     variable set from NumPy), and a trace is where it warns, so under JAX
-    every call is quiet (about 35 µs a call).
+    every call is quiet (about 35 µs a call), and runs under
+    :func:`precision`: 64-bit on for a function with float64 outputs, off
+    for the rest, whatever ran before it in the process.
     """
 
     def __init__(self, function, mode=None):
         self.function = function
         self._always = is_jax(mode)
+        self._mode = mode
+        self._x64 = _is_float64(function)
         self._called = False
 
     def __call__(self, *args):
         if self._called and not self._always:
             return self.function(*args)
         with quiet():
-            result = self.function(*args)
+            if self._always:
+                with precision(self._mode, self._x64):
+                    result = self.function(*args)
+            else:
+                result = self.function(*args)
         self._called = True
         return result

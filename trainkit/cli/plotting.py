@@ -34,6 +34,48 @@ def _number(value):
         return math.nan
 
 
+def _raw_rows(path):
+    """The rows of a metrics file as dicts; ValueError naming the file (and line) if malformed."""
+    try:
+        with open(path, newline="", encoding="utf-8") as file:
+            if path.endswith(".jsonl"):
+                raw = []
+                for number, line in enumerate(file, 1):
+                    if not line.strip():
+                        continue
+                    try:
+                        row = json.loads(line)
+                    except ValueError as error:
+                        raise ValueError(
+                            f"{path}: line {number}: not JSON ({error}); a malformed metrics file"
+                        ) from None
+                    if not isinstance(row, dict):
+                        raise ValueError(
+                            f"{path}: line {number}: not a JSON object; a malformed metrics file"
+                        )
+                    raw.append(row)
+                return raw
+            reader = csv.reader(file)
+            header = next(reader, None)
+            if header is None:
+                return []
+            raw = []
+            for row in reader:
+                if not row:
+                    continue
+                if len(row) != len(header):
+                    raise ValueError(
+                        f"{path}: line {reader.line_num}: {len(row)} fields, the header has "
+                        f"{len(header)}; a malformed metrics file"
+                    )
+                raw.append(dict(zip(header, row, strict=True)))
+            return raw
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not UTF-8 text; a malformed metrics file") from None
+    except csv.Error as error:
+        raise ValueError(f"{path}: {error}; a malformed metrics file") from None
+
+
 def read_metrics(run_dir):
     """``(path, rows)``: the rows of the run's metrics file, values as floats.
 
@@ -50,12 +92,7 @@ def read_metrics(run_dir):
         raise FileNotFoundError(
             f"{run_dir}: no metrics file ({' or '.join(METRICS_FILES)}); is it a run directory?"
         )
-    with open(path, newline="", encoding="utf-8") as file:
-        if path.endswith(".jsonl"):
-            raw = [json.loads(line) for line in file if line.strip()]
-        else:
-            raw = list(csv.DictReader(file))
-    rows = [{k: _number(v) for k, v in row.items()} for row in raw]
+    rows = [{k: _number(v) for k, v in row.items()} for row in _raw_rows(path)]
     if not rows:
         raise ValueError(f"{path}: no rows yet (nothing has been validated)")
     if "step" not in rows[0]:
@@ -161,6 +198,10 @@ def plot_run(run_dir, path=None):
     Returns ``(figure, path written)``.
     """
     metrics_path, rows = read_metrics(run_dir)
+    if "loss" not in _pairs(rows):
+        raise ValueError(
+            f"{metrics_path}: no train_loss and valid_loss columns; not a trainkit metrics file"
+        )
     path = os.path.join(os.fspath(run_dir), "curves.png") if path is None else os.fspath(path)
     title = os.path.basename(os.path.abspath(run_dir))
     return plot_curves(rows, path, title=title), path

@@ -12,7 +12,8 @@ training to bitwise-identical parameters:
   the generators, the schedule's name) checked before anything is restored;
   the step counters, elapsed time, the data position, the schedule's state,
   each random generator's bit-generator state, the early-stopping state and
-  the window of training metrics since the last validation.
+  the window of training metrics since the last validation, with their
+  names (``columns``: a run with another penalty or monitor is refused).
 
 A checkpoint is always taken where training can continue: after an update
 and its validation, never in the middle of an accumulation of gradients or
@@ -40,7 +41,16 @@ from pytensor.tensor.random.type import RandomGeneratorType
 
 from .. import archive
 
-__all__ = ["FORMAT", "VERSION", "Checkpointer", "apply", "read", "save", "signature"]
+__all__ = [
+    "FORMAT",
+    "VERSION",
+    "Checkpointer",
+    "apply",
+    "columns",
+    "read",
+    "save",
+    "signature",
+]
 
 FORMAT = "trainkit.checkpoint"
 VERSION = 1
@@ -66,6 +76,56 @@ def signature(trainer):
         "generators": sorted(name for name, var in variables.items() if _is_rng(var)),
         "schedule": None if trainer.schedule is None else trainer.schedule.name,
     }
+
+
+def columns(trainer):
+    """The training metrics of ``trainer``'s updates, in the order its window sums them.
+
+    ``loss``, ``base``, each penalty, each extra metric and monitor, and
+    ``grad_norm`` with ``monitor_gradients``. A checkpoint records them: a run
+    that adds a penalty or a monitor cannot continue another's window.
+    """
+    a = trainer.assembly
+    names = ["loss", "base", *a.penalties, *trainer.metrics, *trainer.monitors]
+    return names + (["grad_norm"] if trainer.options.monitor_gradients else [])
+
+
+def _shown(names):
+    return [f"{n} (monitor_gradients)" if n == "grad_norm" else n for n in names]
+
+
+def _check_columns(trainer, path, meta):
+    """Refuse a checkpoint whose training metrics are not this run's (one line)."""
+    ours = columns(trainer)
+    theirs = meta.get("columns")
+    if theirs is None:  # a checkpoint from before columns were recorded: its window's width
+        window = meta.get("window")
+        if not isinstance(window, list) or len(window) == len(ours):
+            return
+        raise ValueError(
+            f"resume: {path} was made with {len(window)} training metrics, this run has "
+            f"{len(ours)} ({', '.join(ours)}); resume with the penalties, metrics, monitors "
+            f"and monitor_gradients of the run that made it"
+        )
+    if list(theirs) == ours:
+        return
+    added = [n for n in ours if n not in theirs]
+    missing = [n for n in theirs if n not in ours]
+    what = (
+        "; ".join(
+            part
+            for part in (
+                f"this run adds {', '.join(_shown(added))}" if added else "",
+                f"this run lacks {', '.join(_shown(missing))}" if missing else "",
+            )
+            if part
+        )
+        or f"their order differs ({', '.join(theirs)} there, {', '.join(ours)} here)"
+    )
+    raise ValueError(
+        f"resume: {path} was made with other training metrics: {what}; resume with the "
+        f"penalties, metrics, monitors and monitor_gradients of the run that made it"
+    )
 
 
 def _generator_states(trainer):
@@ -110,6 +170,7 @@ def save(trainer, path):
         "early_stopping": {**stopping.state(), "validated_at": trainer.validated_at},
         "window": window,
         "window_count": count,
+        "columns": columns(trainer),
         "best_metrics": None
         if trainer.best_metrics is None
         else [list(m.items()) for m in trainer.best_metrics],
@@ -168,6 +229,7 @@ def _read(trainer, path):
             shown = ", ".join(diff[:5]) + (", ..." if len(diff) > 5 else "")
             why = f"its state differs in {shown}"
         raise ValueError(f"resume: {path} does not match this model and optimizer; {why}")
+    _check_columns(trainer, path, meta)
     return arrays, meta
 
 
