@@ -209,7 +209,7 @@ def crafted_files(tmp_path, marker):
 def test_crafted_pickles_are_rejected_without_running(tmp_path):
     marker = tmp_path / "pwned"
     for path in crafted_files(tmp_path, marker):
-        with pytest.raises(ValueError, match=re.escape(repr(str(path)))):
+        with pytest.raises(ValueError, match=re.escape(f"{path}: ")):
             load(path)
         assert not marker.exists(), path
 
@@ -293,7 +293,7 @@ def test_malformed_files_raise_value_error_naming_the_path(tmp_path):
     cases = malformed(tmp_path)
     assert load(tmp_path / "good.npz")[1] == {"step": 1}
     for path, why in cases.values():
-        expected = re.escape(f"{str(path)!r} is not a valid trainkit checkpoint: ") + ".*" + why
+        expected = re.escape(f"{path}: not a valid trainkit checkpoint: ") + ".*" + why
         with pytest.raises(checkpoints.CheckpointError, match=expected):
             load(path)
     assert issubclass(checkpoints.CheckpointError, ValueError)

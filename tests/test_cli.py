@@ -380,7 +380,7 @@ def test_predict_errors(folder, run):
     result = invoke("predict", run, folder / "x.npy", "-o", folder / "o.txt")
     assert "unknown output type '.txt'" in one_line_error(result)
     result = invoke("predict", folder / "x.npy", folder / "x.npy", "-o", folder / "o.npy")
-    assert "not a valid trainkit checkpoint" in one_line_error(result)
+    assert "x.npy: not a valid trainkit model file or checkpoint" in one_line_error(result)
 
 
 def test_predict_uses_the_mode_of_the_run(folder, run):

@@ -129,7 +129,7 @@ def test_a_bad_model_file_is_one_line_in_the_cli(model_file, tmp_path):
     layers = [{"size": 3}, dict(size=16000, form="feedforward", activation="linear", name="out")]
     path = with_config(model_file, tmp_path / "big.npz", layers=layers)
     message = one_line_error(invoke("describe", path))
-    assert "is not a valid trainkit model file: the config implies parameter 'out.w'" in message
+    assert ": not a valid trainkit model file: the config implies parameter 'out.w'" in message
 
 
 # -- saving -------------------------------------------------------------------------

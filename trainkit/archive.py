@@ -293,7 +293,7 @@ class _Peek(Exception):
     """Carries ``(meta, specs)`` out of :func:`load` before any array is read."""
 
 
-def read_meta(path):
+def read_meta(path, kind="model file or checkpoint"):
     """``(meta, specs)`` of a file, reading only its header: specs are ``{name: (shape, dtype)}``.
 
     Every check of :func:`load` short of reading the arrays is made, so it is
@@ -304,7 +304,7 @@ def read_meta(path):
         raise _Peek(meta, specs)
 
     try:
-        load(path, expect=stop)
+        load(path, expect=stop, kind=kind)
     except _Peek as peek:
         return peek.args
     raise AssertionError("unreachable: load calls expect")  # pragma: no cover

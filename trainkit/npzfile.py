@@ -55,7 +55,7 @@ class CheckpointError(ValueError):
     """
 
     def __init__(self, path, why, kind="checkpoint"):
-        super().__init__(f"{path!r} is not a valid trainkit {kind}: {why}")
+        super().__init__(f"{os.fspath(path)}: not a valid trainkit {kind}: {why}")
         self.path = path
         self.why = str(why)
         self.kind = kind

@@ -139,6 +139,28 @@ def _csv_header(path, key=None):
     return [h.strip() for h in header]
 
 
+def _check_rows(path, width, key=None):
+    """Refuse a ragged CSV file: every row has the header's number of fields.
+
+    ``np.loadtxt`` with ``usecols`` would read a row with an extra field as
+    if it were not there, and a field inserted mid-row would shift the row's
+    values into the wrong columns.
+    """
+    with open(path, newline="", encoding="utf-8") as file:
+        reader = csv.reader(file)
+        try:
+            next(reader, None)
+            for row in reader:
+                if row and len(row) != width:
+                    raise DataError(
+                        f"{path}: line {reader.line_num}: {len(row)} fields, the header has "
+                        f"{width}; every row needs one value per column",
+                        key,
+                    )
+        except (csv.Error, UnicodeDecodeError) as error:
+            raise DataError(f"{path}: not a readable CSV file ({error})", key) from None
+
+
 def read_csv(path, columns, key=None):
     """Columns of a CSV file with a header row: ``{role: array}``.
 
@@ -180,6 +202,7 @@ def read_csv(path, columns, key=None):
     wanted = sorted(
         {header.index(n) for v in picks.values() for n in ([v] if isinstance(v, str) else v)}
     )
+    _check_rows(path, len(header), key)
     try:
         table = np.loadtxt(
             path, delimiter=",", skiprows=1, usecols=wanted, ndmin=2, dtype=np.float64

@@ -38,6 +38,7 @@ trainkit.cli.configcheck.ConfigError: run.toml: training.weight_l22: unknown key
 import contextlib
 import copy
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -167,8 +168,14 @@ class Config:
     def where(self, section, key=None):
         """``'run.toml: training.weight_l2'``, or ``'--set training.weight_l2'``."""
         dotted = section if key is None else f"{section}.{key}"
-        if key is not None and dotted in self.overridden:
-            return f"--set {dotted}"
+        if key is not None:
+            # 'layers[1]: form' is about model.layers: the key is the leading name
+            base = re.match(r"[A-Za-z0-9_-]*", str(key)).group()
+            if f"{section}.{base}" in self.overridden:
+                return f"--set {dotted}"
+        if self.overridden:  # the file as --set changed it: say so
+            shown = ", ".join(f"--set {k}" for k in sorted(self.overridden))
+            return f"{self.source} (with {shown}): {dotted}"
         return f"{self.source}: {dotted}"
 
     def error(self, section, key, message):
@@ -282,8 +289,20 @@ def backend(mode):
         return
     import pytensor
 
+    check_mode(mode)
     with pytensor.config.change_flags(mode=mode):
         yield
+
+
+def check_mode(mode, argument="--mode"):
+    """Refuse a mode PyTensor does not know, in one line (before PyTensor is asked)."""
+    from pytensor.compile.mode import Mode, predefined_modes
+
+    if isinstance(mode, Mode):
+        return
+    known = ["FAST_RUN", *predefined_modes]
+    if mode not in known:
+        raise ConfigError(unknown(argument, mode, known, kind="mode"))
 
 
 # -- reading ----------------------------------------------------------------------
@@ -322,6 +341,7 @@ def _apply_override(config, path, value):
 
 def load_text(text, source="<config>", base_dir=".", overrides=()):
     """Read and check a config from TOML ``text`` (see :func:`load`)."""
+    text = text.removeprefix("\ufeff")  # a byte-order mark, as some Windows editors write
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
@@ -347,6 +367,11 @@ def load_text(text, source="<config>", base_dir=".", overrides=()):
     _check_model(config)
     _check_data(config)
     modes = _none(config.model.get("mode")), _none(config.training.get("mode"))
+    if isinstance(modes[1], str):
+        try:
+            check_mode(modes[1], argument="")
+        except ConfigError as error:
+            raise config.error("training", "mode", str(error)[2:]) from None
     if None not in modes and modes[0] != modes[1]:
         raise config.error(
             "training",

@@ -126,6 +126,11 @@ def _check_model(config):
             _expect(config, "model", key, model[key], (str,), "a string", allow_none=True)
     if "seed" in model:
         _expect(config, "model", "seed", model["seed"], (int,), "an integer")
+        if model["seed"] < 0:
+            raise config.error(
+                "model", "seed", f"must be a non-negative integer, got {model['seed']}"
+            )
+    _check_names(config, model)
     mode = _none(model.get("mode"))
     if mode is not None:
         from pytensor.compile.mode import predefined_modes
@@ -133,6 +138,21 @@ def _check_model(config):
         known = ["FAST_RUN", *predefined_modes]
         if mode not in known:
             raise config.error("model", "mode", unknown("", mode, known, kind="mode")[2:])
+
+
+def _check_names(config, model):
+    """``hidden_activation``, ``loss`` and ``dtype``: known names, reported as those keys."""
+    from ..layers import activations
+    from ..models import losses
+
+    for key, names, kind in (
+        ("hidden_activation", activations.names(), "activation"),
+        ("loss", losses.names(), "loss"),
+        ("dtype", ["float32", "float64"], "dtype"),
+    ):
+        value = _none(model.get(key))
+        if isinstance(value, str) and value not in names:
+            raise config.error("model", key, unknown("", value, names, kind=kind)[2:])
 
 
 def _check_data(config):

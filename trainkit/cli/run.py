@@ -76,11 +76,21 @@ class RunResult:
 DEFAULT_SAVE_EVERY = "60s"
 
 
+def _quiet_echo(*args, **kwargs):
+    pass
+
+
 class _Clock:
     """A trainer callback noting when the first update is done (compiling included)."""
 
     first = None
     start_step = None
+
+    def __init__(self, echo=_quiet_echo, line=""):
+        self.echo, self.line = echo, line
+
+    def on_compile(self, trainer):
+        self.echo(self.line)  # after the data and option checks, which need no compiling
 
     def on_start(self, trainer):
         self.start_step = trainer.step
@@ -222,7 +232,7 @@ def _train(cfg, net, data, run_dir, resume, began, callbacks, echo, log, communi
         _write_config(cfg, run_dir)
     else:
         echo = _quiet
-    clock = _Clock()
+    clock = _Clock(echo, f"compiling with mode {resolve(cfg.mode)} ...")
     checkpoint = run_dir / "checkpoint.npz"
     kwargs = cfg.training_kwargs()
     kwargs.setdefault("progress", "auto" if log else False)
@@ -239,11 +249,9 @@ def _train(cfg, net, data, run_dir, resume, began, callbacks, echo, log, communi
         kwargs["resume"] = os.fspath(checkpoint)
     if communicator is not None:
         kwargs["data_parallel"] = communicator
-    mode = resolve(cfg.mode)
     echo(f"{cfg.kind} {_sizes(net)}")
     echo(f"data: {data.description}")
     echo(f"run directory: {run_dir}{' (resuming)' if resume else ''}")
-    echo(f"compiling with mode {mode} ...")
     try:
         with abort_on_error(communicator, expected=(ArgumentError,)):
             pairs = net.itertrain(data.train, data.valid, algo=cfg.algo, **kwargs)

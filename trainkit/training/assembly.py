@@ -33,7 +33,7 @@ from pytensor.tensor.random.type import RandomGeneratorType
 
 import regularizers
 from regularizers.base import as_scalar
-from regularizers.errors import UnknownArgument
+from regularizers.errors import InvalidArgument, UnknownArgument
 
 from .. import optimizers
 from .spec import DEFAULT_ALGO, DEFAULT_LEARNING_RATE, TrainingSpec, parse
@@ -232,12 +232,7 @@ def _assemble(graph, loss, spec, hyperparameters):
     for reg in regs:
         rng = generators.get(getattr(reg, "rng_name", None))
         if rng is not None and rng not in connected:
-            raise ValueError(
-                f"{reg.label or reg.name}: its noise on {', '.join(reg.targets(graph))} does not "
-                f"reach the loss, so it would change nothing (a loss computed from a "
-                f"pre-activation, like xent, does not read the output after its activation); "
-                f"select outputs the loss depends on"
-            )
+            raise _unreached(reg, graph, loss)
     raw = OrderedDict(zip(params, pytensor.grad(total, list(params.values())), strict=True))
     assembly = Assembly(
         loss=total,
@@ -256,6 +251,38 @@ def _assemble(graph, loss, spec, hyperparameters):
     assembly.gradients = grads
     assembly.updates = updates
     return assembly
+
+
+def _unreached(reg, graph, loss):
+    """The error for a noise or dropout whose outputs the loss does not read: why, and
+    which outputs of the same layers the loss reads instead."""
+    targets = list(reg.targets(graph))
+    read = set(ancestors([loss]))
+    layers = {t.split(":")[0] for t in targets}
+    instead = [
+        name
+        for name, var in graph.outputs.items()
+        if name.split(":")[0] in layers and name not in targets and var in read
+    ]
+    label = reg.label or reg.name
+    problem = (
+        f"its noise on {', '.join(targets)} does not reach the loss, so it would change nothing"
+    )
+    if instead:
+        example = instead[-1]
+        if example.endswith(":last"):
+            why = "the layer has return_sequences=false: the next layer reads its last step"
+        elif example.endswith(":pre"):
+            why = "the loss is computed from the pre-activation, as xent is"
+        else:
+            why = "the next layer reads another output of it"
+        problem += (
+            f"; the loss reads {example} instead ({why}); select that, e.g. "
+            f"{reg.name}={{{example!r}: {reg.weight!r}}}"
+        )
+    else:
+        problem += "; select outputs the loss depends on"
+    return InvalidArgument(label, problem, reg.weight)
 
 
 def _label(reg, taken):

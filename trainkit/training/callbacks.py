@@ -3,6 +3,8 @@
 The :class:`~trainkit.Trainer` calls, on every object in its callback list,
 whichever of these methods it has:
 
+- ``on_compile(trainer)`` when the data, options and checkpoint have passed
+  their checks and the step is about to be compiled (not when it already is),
 - ``on_start(trainer)`` before the first update,
 - ``on_update(trainer)`` after each update,
 - ``on_validation(trainer, train_metrics, valid_metrics)`` after each

@@ -33,6 +33,8 @@ would have. Without noise or dropout nothing random is left, so the result
 then differs from the original run's only by float rounding.
 """
 
+import contextlib
+import os
 import time
 from collections import OrderedDict
 
@@ -202,13 +204,38 @@ def read(trainer, path):
     return value
 
 
+@contextlib.contextmanager
+def _header_checked(path):
+    """Turn what a damaged or crafted header makes reading it raise into one line naming
+    the file (an error that already names it passes through)."""
+    try:
+        yield
+    except (KeyError, TypeError, AttributeError, IndexError, ValueError) as error:
+        if isinstance(error, ValueError) and str(error).startswith("resume: "):
+            raise
+        what = f"{type(error).__name__}: {error}" if isinstance(error, KeyError) else str(error)
+        raise ValueError(
+            f"resume: {os.fspath(path)}: a damaged checkpoint header ({' '.join(what.split())})"
+        ) from None
+
+
 def _read(trainer, path):
     try:
         arrays, meta = archive.load(path)
     except FileNotFoundError:
-        raise FileNotFoundError(f"resume: no checkpoint at {path}") from None
+        raise FileNotFoundError(f"resume: no checkpoint at {os.fspath(path)}") from None
     if meta.get("format") != FORMAT or meta.get("version") != VERSION:
-        raise ValueError(f"resume: {path} is not a trainkit checkpoint")
+        raise ValueError(f"resume: {os.fspath(path)}: not a trainkit checkpoint")
+    with _header_checked(path):
+        return _check_read(trainer, path, arrays, meta)
+
+
+def _check_read(trainer, path, arrays, meta):
+    path = os.fspath(path)
+    for key in ("step", "skipped", "window_count"):
+        value = meta[key]
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise ValueError(f"{key} is {value!r}, not a count")
     ours = signature(trainer)
     theirs = meta.get("signature", {})
     if theirs != ours:
@@ -235,6 +262,11 @@ def _read(trainer, path):
 
 def apply(trainer, arrays, meta, path):
     """Set every piece of ``trainer``'s state from a checkpoint read by :func:`read`."""
+    with _header_checked(path):
+        _apply(trainer, arrays, meta, os.fspath(path))
+
+
+def _apply(trainer, arrays, meta, path):
     try:
         trainer.dataset.set_state(meta["dataset"])
     except ValueError as error:

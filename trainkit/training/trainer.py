@@ -323,6 +323,7 @@ class Trainer:
         valid_ds, hooks = prepare_run(self, train, valid)
         with limit_threads(o.threads):
             if self._step is None:
+                self._call(hooks, "on_compile")  # the checks passed; compiling starts
                 with floatx_of(self.graph.params.values()):
                     self._compile()
             started = time.monotonic() - self.elapsed
