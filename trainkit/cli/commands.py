@@ -158,7 +158,10 @@ def _load_config(path, example, overrides):
         raise UserError(f"give a config file or --example {example}, not both")
     if path is None and example is None:
         raise UserError("give a config file, or --example NAME (trainkit list examples)")
-    return config.load(path, example, overrides)
+    cfg = config.load(path, example, overrides)
+    for note in cfg.notes:
+        click.echo(note, err=True)
+    return cfg
 
 
 def _new_run_dir(run_dir, name):

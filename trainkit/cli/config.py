@@ -154,6 +154,8 @@ class Config:
         The sections as read (after ``--set`` overrides), data paths absolute.
     overridden : set of str
         Dotted keys that came from ``--set`` (messages name ``--set`` for them).
+    notes : list of str
+        Lines for the user about the file (a ``[sweep]`` section ignored).
     """
 
     source: str
@@ -162,6 +164,7 @@ class Config:
     data: dict = field(default_factory=dict)
     training: dict = field(default_factory=dict)
     overridden: set = field(default_factory=set)
+    notes: list = field(default_factory=list)
 
     # -- messages ---------------------------------------------------------------
 
@@ -347,6 +350,12 @@ def load_text(text, source="<config>", base_dir=".", overrides=()):
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{source}: not valid TOML: {error}") from None
     config = Config(source=source, base_dir=Path(base_dir).resolve())
+    if isinstance(raw.get("sweep"), dict):  # a sweep file is a run config plus [sweep]
+        raw.pop("sweep")
+        config.notes.append(
+            f"note: {source}: [sweep] ignored (a single run of the base config); run the "
+            f"sweep with: trainkit sweep {source}"
+        )
     for name, values in raw.items():
         if name not in SECTIONS:
             hint = closest_hint(name, SECTIONS)

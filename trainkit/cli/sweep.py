@@ -33,7 +33,7 @@ from ..tuning import MetricError
 from .commands import _handle_errors, cli
 from .sweepconfig import parse
 from .sweepstatus import STATES, best_config, status_lines
-from .sweepstorage import SweepError, _masked, _quiet_optuna, open_storage
+from .sweepstorage import SweepError, _masked, _quiet_optuna, absolute, open_storage
 from .sweeptrials import (  # noqa: F401  (COUNTED: importable here too)
     COUNTED,
     _counted,
@@ -85,12 +85,14 @@ def run_sweep(
     if trials < 1 or workers < 1:
         raise SweepError(f"--trials and --workers must be at least 1, got {trials} and {workers}")
     spec = parse(path)
-    echo(f"checking the space ... {spec.check()} configs built")
+    echo(f"checking the space ... {spec.check()} configs built, the data checked against each")
     sweep_dir = Path(run_dir) if run_dir is not None else Path("runs") / Path(path).stem
     study_name = study_name or sweep_dir.resolve().name
-    where = storage or os.fspath(sweep_dir / "journal.log")
+    where = absolute(storage or os.fspath(sweep_dir / "journal.log"))
     os.makedirs(sweep_dir, exist_ok=True)
-    store = open_storage(where, spec.heartbeat, spec.retries)
+    store = open_storage(
+        where, spec.heartbeat, spec.retries, note=lambda line: echo(line, err=True)
+    )
     direction = spec.direction
     study = optuna.create_study(
         study_name=study_name,
@@ -129,9 +131,7 @@ def run_sweep(
         try:
             _work(spec, where, study_name, sweep_dir, 0, trials, callbacks, echo)
         except _Interrupted as error:
-            raise click.exceptions.Exit(
-                {"SIGINT": 130, "SIGTERM": 143}.get(error.signal_name, 1)
-            ) from None
+            raise click.exceptions.Exit(_signal_status(error.signal_name)) from None
     else:
         context = multiprocessing.get_context("spawn")
         processes = [
@@ -158,7 +158,34 @@ def run_sweep(
             code = 130 if 130 in bad else 143 if 143 in bad else max(bad) if max(bad) > 0 else 1
             echo(f"workers ended with status {', '.join(map(str, codes))}", err=True)
             raise click.exceptions.Exit(code)
+    _all_failed(study, study_name)
     return study
+
+
+class SweepFailed(SweepError):
+    """Every trial of the sweep failed: exit status 1."""
+
+    exit_code = 1
+
+
+def _signal_status(name):
+    """128 + the signal's number (130 for SIGINT), 1 for anything else."""
+    import signal
+
+    try:
+        return 128 + signal.Signals[name].value
+    except KeyError:
+        return 1
+
+
+def _all_failed(study, study_name):
+    """Raise :class:`SweepFailed` when the study has trials and every one failed."""
+    trials = study.get_trials(deepcopy=False)
+    if not trials or any(t.state.name != "FAIL" for t in trials):
+        return
+    errors = [t.user_attrs.get("error") for t in trials if t.user_attrs.get("error")]
+    last = f"; the last: {errors[-1]}" if errors else ""
+    raise SweepFailed(f"sweep {study_name}: all {len(trials)} trials failed{last}")
 
 
 # -- the command --------------------------------------------------------------------

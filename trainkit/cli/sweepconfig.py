@@ -8,7 +8,7 @@ A sweep file is an ordinary run config plus a ``[sweep]`` section::
     pruner = "successive_halving"    # hyperband, median, threshold, none; or a table:
                                      # {name = "median", n_startup_trials = 3}
     sampler = "tpe"                  # random, grid (categorical and integer spaces)
-    seed = 0                         # worker k samples with seed + k (tpe, random)
+    seed = 0                         # trial n samples with a seed from (seed, n) (tpe, random)
 
     [sweep.space]                    # keys: the dotted names of --set
     "training.learning_rate" = {low = 1e-4, high = 1e-1, log = true}
@@ -111,11 +111,15 @@ class SweepSpec:
         text = config.dumps(raw)
         return config.load_text(text, f"{self.source} ({label})", self.base_dir)
 
-    def check(self):
-        """Check the space: build every corner's model and check its training keys.
+    def check(self, data=True):
+        """Check the space: build every corner's model and check its training keys and,
+        with ``data``, the data against it (shapes, label ranges, ...).
 
-        Returns the number of configs checked. Nothing compiles.
+        Returns the number of configs checked. Nothing compiles: the data
+        checks stop where compiling would begin.
         """
+        import tempfile
+
         from . import run
 
         first = {key: param.corners()[0] for key, param in self.space.items()}
@@ -125,13 +129,18 @@ class SweepSpec:
             for key, param in self.space.items()
             for value in param.corners()[1:]
         ]
-        for point in points:
-            ident = json.dumps(point, sort_keys=True, default=str)
-            if ident in checked:
-                continue
-            label = ", ".join(f"{k} = {json.dumps(v)}" for k, v in point.items()) or "no space"
-            run.prepare(self.trial_config(point, label))
-            checked[ident] = True
+        loaded = {}
+        with tempfile.TemporaryDirectory(prefix="trainkit-sweep-check-") as scratch:
+            for point in points:
+                ident = json.dumps(point, sort_keys=True, default=str)
+                if ident in checked:
+                    continue
+                label = ", ".join(f"{k} = {json.dumps(v)}" for k, v in point.items()) or "no space"
+                cfg = self.trial_config(point, label)
+                net = run.prepare(cfg)
+                if data:
+                    _check_corner_data(cfg, net, loaded, scratch)
+                checked[ident] = True
         return len(checked)
 
     # -- Optuna -----------------------------------------------------------------------
@@ -144,16 +153,21 @@ class SweepSpec:
     def sampler(self, worker=0):
         """The sampler of worker ``worker``.
 
-        TPE and random sampling are seeded ``seed + worker``, so workers draw
-        different points; the grid sampler gets the same seed in every
-        worker (its trial numbers index one shuffled grid that all must share).
+        TPE and random sampling with a ``seed`` are seeded per trial, from
+        ``(seed, trial number)``: the trial numbers the storage hands out
+        differ between workers, hosts and reruns, so no two trials replay
+        the same draws, and a trial's draws do not depend on which process
+        ran it. The grid sampler gets the same seed in every worker (its
+        trial numbers index one shuffled grid that all must share).
         """
         optuna = _optuna()
         if self.sampler_name == "grid":
             space = {key: param.grid() for key, param in self.space.items()}
             return optuna.samplers.GridSampler(space, seed=self.seed or 0)
-        seed = None if self.seed is None else self.seed + worker
-        return getattr(optuna.samplers, SAMPLERS[self.sampler_name])(seed=seed)
+        cls = getattr(optuna.samplers, SAMPLERS[self.sampler_name])
+        if self.seed is None:
+            return cls()
+        return _seeded_per_trial(cls)(self.seed, seed=self.seed)
 
     def fingerprint(self):
         """What must match when a sweep directory is continued: base config and space."""
@@ -162,6 +176,98 @@ class SweepSpec:
 
     def metric_column(self):
         return self.metric
+
+
+class _Checked(Exception):
+    """Raised where compiling would begin: the data and options passed their checks."""
+
+
+class _StopBeforeCompiling:
+    def on_compile(self, trainer):
+        raise _Checked
+
+
+def _check_corner_data(cfg, net, loaded, scratch):
+    """Check ``cfg``'s data against ``net`` and ``[training]`` as a run would, without
+    compiling; ConfigError (one line naming the config and key) if they do not fit."""
+    import os
+
+    from regularizers.errors import ArgumentError
+
+    from . import files, run
+
+    key = json.dumps(cfg.data, sort_keys=True, default=str)
+    with config.backend(cfg.mode):
+        if key not in loaded:
+            folder = os.path.join(scratch, str(len(loaded)))
+            os.makedirs(folder)
+            try:
+                loaded[key] = files.load(cfg.data, cfg.kind, folder)
+            except files.DataError as error:
+                raise run._data_error(cfg, error) from error
+        data = loaded[key]
+        try:
+            arrays = [
+                None
+                if part is None
+                else [files.fit_input(part[0], net.n_in, net.is_recurrent)] + list(part[1:])
+                for part in (data.train, data.valid)
+            ]
+        except files.DataError as error:
+            raise run._data_error(cfg, error) from error
+        kwargs = cfg.training_kwargs()
+        kwargs.update(
+            progress=False,
+            log=False,
+            save_progress=os.path.join(scratch, "check.npz"),
+            callbacks=[_StopBeforeCompiling()],
+        )
+        try:
+            for _ in net.itertrain(arrays[0], arrays[1], algo=cfg.algo, **kwargs):
+                break
+        except _Checked:
+            return
+        except ArgumentError as error:
+            section = "data" if error.argument.split()[0] in ("train", "valid") else "training"
+            raise cfg.rephrase(section, error) from error
+        except (ValueError, TypeError) as error:
+            raise cfg.rephrase("training", error) from error
+
+
+def trial_seed(seed, number):
+    """The seed of trial ``number`` in a sweep seeded ``seed`` (a 32-bit int).
+
+    >>> trial_seed(0, 1) != trial_seed(0, 2) != trial_seed(1, 1)
+    True
+    """
+    import numpy as np
+
+    return int(np.random.SeedSequence([seed, number]).generate_state(1)[0])
+
+
+_PER_TRIAL = {}
+
+
+def _seeded_per_trial(cls):
+    """``cls`` (an Optuna sampler) reseeded before each trial from ``(seed, number)``."""
+    if cls not in _PER_TRIAL:
+
+        class PerTrial(cls):
+            def __init__(self, base_seed, **kwargs):
+                super().__init__(**kwargs)
+                self._base_seed = base_seed
+
+            def before_trial(self, study, trial):
+                seed = trial_seed(self._base_seed, trial.number)
+                self._rng.rng.seed(seed)
+                inner = getattr(self, "_random_sampler", None)  # TPE's start-up sampler
+                if inner is not None:
+                    inner._rng.rng.seed(trial_seed(seed, 1))
+                super().before_trial(study, trial)
+
+        PerTrial.__name__ = PerTrial.__qualname__ = f"PerTrial{cls.__name__}"
+        _PER_TRIAL[cls] = PerTrial
+    return _PER_TRIAL[cls]
 
 
 def _optuna():

@@ -8,7 +8,10 @@ trial's config is rebuilt exactly as the trial ran it.
 
 import json
 import math
+import os
 from pathlib import Path
+
+import click
 
 from . import config
 from .sweepstorage import SweepError, _masked, _quiet_optuna, open_storage
@@ -24,15 +27,28 @@ def _open_existing(sweep_dir, storage):
     info_path = sweep_dir / "sweep.json"
     if not info_path.exists():
         raise SweepError(f"{sweep_dir}: not a sweep directory (no sweep.json)")
-    info = json.loads(info_path.read_text(encoding="utf-8"))
-    where = storage or info["storage"]
+    try:
+        info = json.loads(info_path.read_text(encoding="utf-8"))
+        where = storage or info["storage"]
+        study_name = info["study"]
+    except (ValueError, KeyError, TypeError) as error:
+        raise SweepError(f"{info_path}: not a sweep.json trainkit wrote ({error})") from None
     if "***" in where:
         raise SweepError(f"{sweep_dir}: give --storage URL (sweep.json keeps no password)")
-    store = open_storage(where)
+    if "://" not in where:
+        journal = where.removeprefix("open-lock:")
+        if not os.path.isabs(journal):  # written before paths were kept absolute
+            candidates = [sweep_dir / Path(journal).name, Path(journal)]
+            found = next((c for c in candidates if c.exists()), candidates[0])
+            where = where[: len(where) - len(journal)] + os.path.abspath(found)
+            journal = where.removeprefix("open-lock:")
+        if not os.path.exists(journal):
+            raise SweepError(f"{sweep_dir}: its journal {journal} is missing")
+    store = open_storage(where, note=lambda line: click.echo(line, err=True))
     try:
-        return optuna.load_study(study_name=info["study"], storage=store)
+        return optuna.load_study(study_name=study_name, storage=store)
     except KeyError as error:
-        raise SweepError(f"{sweep_dir}: study {info['study']!r} not in {_masked(where)}") from error
+        raise SweepError(f"{sweep_dir}: study {study_name!r} not in {_masked(where)}") from error
 
 
 def _order(study):
@@ -74,6 +90,13 @@ def status_lines(sweep_dir, storage=None):
             f"{trial.number:>5}  {trial.state.name.lower():<9} {shown:>11} {steps!s:>6}  "
             f"{params}  ({run_dir})"
         )
+        if trial.state.name == "FAIL":
+            why = trial.user_attrs.get("error") or (
+                f"interrupted by {trial.user_attrs['interrupted'].removeprefix('interrupted by ')}"
+                if trial.user_attrs.get("interrupted")
+                else "no reason recorded (its process may have died)"
+            )
+            lines.append(f"{'':>5}  {'':<9} why: {why}")
     return lines
 
 

@@ -9,7 +9,9 @@ other sweep module, so that each can raise it. Optuna is imported only when
 it is needed, and kept quiet (:func:`_quiet_optuna`).
 """
 
+import json
 import os
+import time
 import warnings
 from pathlib import Path
 
@@ -17,7 +19,7 @@ import click
 
 from ..tuning import require_optuna
 
-__all__ = ["SweepError", "open_storage"]
+__all__ = ["SweepError", "absolute", "check_journal", "open_storage", "release_stale_lock"]
 
 
 class SweepError(click.ClickException):
@@ -55,7 +57,7 @@ def _masked(url):
     return f"{scheme}://{credentials.split(':', 1)[0]}:***@{host}"
 
 
-def open_storage(where, heartbeat=60, retries=3):
+def open_storage(where, heartbeat=60, retries=3, note=None):
     """An Optuna storage from ``where``: a database URL, or a journal file's path.
 
     A database URL (``sqlite:///...``, ``postgresql://...``, ``mysql://...``)
@@ -84,9 +86,98 @@ def open_storage(where, heartbeat=60, retries=3):
         finally:
             manager.__exit__(None, None, None)
     journal = optuna.storages.journal
+    where = absolute(where)
     lock = None
     if where.startswith("open-lock:"):
         where = where[len("open-lock:") :]
         lock = journal.JournalFileOpenLock(where)
     os.makedirs(Path(where).parent, exist_ok=True)
+    release_stale_lock(where, note)
+    check_journal(where, lock, note)
     return journal.JournalStorage(journal.JournalFileBackend(where, lock_obj=lock))
+
+
+def absolute(where):
+    """A journal path made absolute (``open-lock:`` kept); a database URL as it is.
+
+    Stored absolute, ``sweep.json`` works from any directory, and Optuna's lock
+    (a symbolic link to the journal) never dangles.
+    """
+    if "://" in where:
+        return where
+    prefix = "open-lock:" if where.startswith("open-lock:") else ""
+    return prefix + os.path.abspath(where[len(prefix) :])
+
+
+#: a journal lock older than this is left by a process that died while holding it
+#: (a write holds it for milliseconds; Optuna's own grace period is the same)
+STALE_LOCK_SECONDS = 30
+
+
+def release_stale_lock(path, note=None):
+    """Remove ``path``'s journal lock when it is older than :data:`STALE_LOCK_SECONDS`.
+
+    A ``kill -9`` during a write leaves the lock behind; Optuna releases it
+    only after watching it unchanged for its grace period (never, when the
+    lock is a symbolic link that dangles). Returns whether one was removed.
+    """
+    lock = path + ".lock"
+    try:
+        age = time.time() - os.lstat(lock).st_mtime
+    except FileNotFoundError:
+        return False
+    if age < STALE_LOCK_SECONDS:
+        return False
+    try:
+        os.unlink(lock)
+    except FileNotFoundError:
+        return False
+    (note or (lambda line: None))(
+        f"note: {lock}: released a stale journal lock ({age:.0f} s old; its process died)"
+    )
+    return True
+
+
+def check_journal(path, lock=None, note=None):
+    """Check a journal file before a sweep reads or appends to it.
+
+    An incomplete last record (a write cut short: a ``kill -9``, a full
+    disk) is removed, with a note, under the journal's lock, so that the
+    next record is not appended to it; a record that is not JSON elsewhere is
+    refused with the file and line named (Optuna would say only "Expecting
+    value: line 1 column 1").
+    """
+    if not os.path.exists(path) or os.path.getsize(path) == 0:
+        return
+    optuna = require_optuna()
+    journal = optuna.storages.journal
+    lock = lock or journal.JournalFileSymlinkLock(path)
+    with open(path, "rb") as file:
+        data = file.read()
+    if not data.endswith(b"\n"):
+        lock.acquire()
+        try:
+            with open(path, "rb+") as file:
+                data = file.read()
+                if not data.endswith(b"\n"):
+                    keep = data.rfind(b"\n") + 1
+                    file.truncate(keep)
+                    (note or (lambda line: None))(
+                        f"note: {path}: removed an incomplete last record ({len(data) - keep} "
+                        f"bytes; a write was cut short)"
+                    )
+                    data = data[:keep]
+        finally:
+            lock.release()
+    for number, line in enumerate(data.splitlines(), 1):
+        try:
+            record = json.loads(line)
+        except ValueError as error:
+            raise SweepError(
+                f"{path}: line {number}: not a journal record ({error}); the journal is "
+                f"damaged: restore it, or move it away to start the study again"
+            ) from None
+        if not isinstance(record, dict) or "op_code" not in record:
+            raise SweepError(
+                f"{path}: line {number}: not an Optuna journal record; the journal is damaged"
+            )

@@ -20,19 +20,76 @@ import click
 
 from ..tuning import MetricError, PruningCallback, require_optuna
 from . import run
-from .config import ConfigError
 from .sweepstorage import _no_experimental_warnings, _quiet_optuna, open_storage
 
 #: trial states that count towards --trials (and failed trials that were not retried)
 COUNTED = ("COMPLETE", "PRUNED", "RUNNING", "WAITING")
 
 
-class _Interrupted(BaseException):
-    """A trial stopped by SIGINT/SIGTERM: the worker stops, the trial is retried later."""
+class _Interrupted(Exception):
+    """A trial stopped by a signal: the worker stops, the trial is retried later.
+
+    An ``Exception`` (not a ``BaseException``), so that Optuna records the
+    trial as failed (with ``interrupted`` among its attributes, which
+    :func:`_recover` retries) instead of leaving it "running".
+    """
 
     def __init__(self, signal_name):
         super().__init__(f"interrupted by {signal_name}")
         self.signal_name = signal_name
+
+
+class TrialFailed(Exception):
+    """A trial that failed on its config or data: one line, kept in the trial's ``error``."""
+
+
+def _one_line(error):
+    text = str(error) or type(error).__name__
+    return " ".join(text.split())
+
+
+class _Signals:
+    """Signals that arrive outside the training loop, kept until the trial is recorded.
+
+    Inside the loop :func:`~trainkit.training.signals.stop_on_signals` takes
+    over (the trainer stops after the update and checkpoints). Before it (a
+    signal during checks or compiling) the run is stopped as soon as it
+    starts (``on_compile``/``on_start``); after it (saving, scoring) the
+    trial's result is recorded first, then the worker stops.
+    """
+
+    def __init__(self):
+        self.name = None
+        self._previous = {}
+
+    def __enter__(self):
+        import signal
+        import threading
+
+        from ..training.signals import SIGNALS
+
+        if threading.current_thread() is threading.main_thread():
+
+            def keep(signum, frame):
+                self.name = self.name or signal.Signals(signum).name
+
+            self._previous = {sig: signal.signal(sig, keep) for sig in SIGNALS}
+        return self
+
+    def __exit__(self, *exc):
+        import signal
+
+        for sig, old in self._previous.items():
+            signal.signal(sig, signal.SIG_DFL if old is None else old)
+        self._previous = {}
+        return False
+
+    def _stop(self, trainer):
+        if self.name and trainer.stop_reason is None:
+            trainer.interrupted = self.name
+            trainer.stop(f"interrupted by {self.name}")
+
+    on_compile = on_start = _stop
 
 
 def _read_metrics(run_dir):
@@ -67,6 +124,28 @@ class _Objective:
         self.echo = echo
 
     def __call__(self, trial):
+        label = f"trial {trial.number}"
+        signals = _Signals()
+        try:
+            with signals:
+                value = self._run(trial, label, signals)
+        except (_Interrupted, MetricError):
+            raise
+        except KeyboardInterrupt:  # a second Ctrl-C: the trial is retried later
+            trial.set_user_attr("interrupted", "SIGINT")
+            raise _Interrupted("SIGINT") from None
+        except (ValueError, TypeError, LookupError, OSError, FloatingPointError) as error:
+            line = _one_line(error)
+            self.echo(f"{label} failed: {line}")
+            trial.set_user_attr("error", line)
+            raise TrialFailed(line) from None
+        if signals.name:  # training had finished: the result is kept, then the worker stops
+            self.pending = signals.name
+        return value
+
+    pending = None
+
+    def _run(self, trial, label, signals):
         optuna = require_optuna()
         spec = self.spec
         values = {key: param.suggest(trial) for key, param in spec.space.items()}
@@ -75,18 +154,13 @@ class _Objective:
         previous = trial.user_attrs.get("run_dir")
         run_dir = Path(previous) if previous else self.sweep_dir / f"trial-{trial.number}"
         resume = bool(previous) and (run_dir / "checkpoint.npz").exists()
-        trial.set_user_attr("run_dir", os.fspath(run_dir))
+        trial.set_user_attr("run_dir", os.fspath(run_dir.resolve()))
         trial.set_user_attr("host", socket.gethostname())
         trial.set_user_attr("pid", os.getpid())
         trial.set_user_attr("interrupted", None)
-        label = f"trial {trial.number}"
-        try:
-            cfg = spec.trial_config(values, label)
-            net = run.prepare(cfg)
-        except ConfigError as error:
-            self.echo(f"{label}: failed: {error}")
-            trial.set_user_attr("error", str(error))
-            raise
+        trial.set_user_attr("error", None)
+        cfg = spec.trial_config(values, label)
+        net = run.prepare(cfg)
         pruning = PruningCallback(trial, spec.metric, spec.direction)
         if resume:
             # the pruner sees the whole curve; training continues after the checkpoint
@@ -99,7 +173,7 @@ class _Objective:
             cfg,
             run_dir,
             resume=resume,
-            callbacks=[pruning, *self.callbacks],
+            callbacks=[signals, pruning, *self.callbacks],
             echo=None,
             net=net,
             log=False,
@@ -124,10 +198,7 @@ class _Objective:
             self.echo(f"{label}: {pruning.pruned}")
             raise optuna.TrialPruned(pruning.pruned)
         if math.isnan(value):
-            message = f"{spec.metric}: no finite value in {trainer.step} updates"
-            self.echo(f"{label}: failed: {message}")
-            trial.set_user_attr("error", message)
-            raise FloatingPointError(message)
+            raise FloatingPointError(f"{spec.metric}: no finite value in {trainer.step} updates")
         self.echo(f"{label}: {spec.metric} {value:.6g} after {trainer.step} updates")
         return value
 
@@ -161,6 +232,8 @@ def _work(spec, where, study_name, sweep_dir, worker, trials, callbacks=(), echo
     storage = open_storage(where, spec.heartbeat, spec.retries)
     study = _load_study(spec, storage, study_name, worker)
     objective = _Objective(spec, sweep_dir, worker, callbacks, echo)
+    # a failed trial is the one line the objective printed, not Optuna's traceback
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     while True:
         manager = _no_experimental_warnings()
         try:
@@ -168,9 +241,11 @@ def _work(spec, where, study_name, sweep_dir, worker, trials, callbacks=(), echo
             optuna.storages.fail_stale_trials(study)
             if _counted(study) >= trials and not _waiting(study):
                 break
-            study.optimize(objective, n_trials=1, catch=(ConfigError, FloatingPointError))
+            study.optimize(objective, n_trials=1, catch=(TrialFailed,))
         finally:
             manager.__exit__(None, None, None)
+        if objective.pending:
+            raise _Interrupted(objective.pending)
 
 
 def _worker_main(spec, where, study_name, sweep_dir, worker, trials, callbacks):
@@ -182,7 +257,7 @@ def _worker_main(spec, where, study_name, sweep_dir, worker, trials, callbacks):
     try:
         _work(spec, where, study_name, sweep_dir, worker, trials, callbacks, echo)
     except _Interrupted as error:
-        sys.exit({"SIGINT": 130, "SIGTERM": 143}.get(error.signal_name, 1))
+        sys.exit({"SIGINT": 130, "SIGTERM": 143, "SIGHUP": 129}.get(error.signal_name, 1))
     except KeyboardInterrupt:
         sys.exit(130)
     except (ValueError, TypeError, OSError, LookupError, click.ClickException) as error:
