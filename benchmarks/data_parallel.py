@@ -2,10 +2,12 @@
 """Data-parallel scaling: the 784-512-512-10 MLP on 2 processes × 1 thread vs
 1 process × 1 thread.
 
-    python benchmarks/data_parallel.py [--updates 60] [--batch-size 256] [--ranks 2]
+    python benchmarks/data_parallel.py [--updates 60] [--batch-size 256] [--ranks 2] [--mode NUMBA]
 
 Both runs train the same classifier (generated data, float32, Adam,
-``weight_l2=1e-4``, PyTensor's default Numba backend) on the same global
+``weight_l2=1e-4``, ``--mode``: PyTensor's Numba backend by default, the one
+the figures in docs/distributed.md were measured on; ``--mode JAX`` for
+trainkit's default backend) on the same global
 batches of ``--batch-size`` examples; the data-parallel run gives each
 process half of every batch and all-reduces the gradients (one flat buffer
 of 669,706 float32 values, 2.7 MB, per update). Rates skip the first 10
@@ -15,7 +17,9 @@ validation is not included. Each process runs with one thread
 free cores as processes the ideal speed-up is the number of processes.
 
 The script runs the one-process case itself, then starts
-``mpiexec -n RANKS`` on itself (``--worker``) and prints a table.
+``mpiexec -n RANKS`` on itself (``--worker``) and prints a table. It sets
+``OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1`` for Open MPI,
+which otherwise refuses to run as root (in a container, say).
 """
 
 import argparse
@@ -49,13 +53,13 @@ def timed_mpi():
     return Timed()
 
 
-def measure(updates, batch_size, parallel):
+def measure(updates, batch_size, parallel, mode="NUMBA"):
     import trainkit
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(batch_size * 16, 784)).astype("float32")
     y = rng.integers(0, 10, size=len(x))
-    net = trainkit.Classifier([784, 512, 512, 10])
+    net = trainkit.Classifier([784, 512, 512, 10], mode=mode)
     marks = {}
 
     comm = timed_mpi() if parallel else None
@@ -99,6 +103,9 @@ def main():
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--ranks", type=int, default=2)
     parser.add_argument(
+        "--mode", default="NUMBA", help="PyTensor mode: NUMBA (the documented figures) or JAX"
+    )
+    parser.add_argument(
         "--repeat", type=int, default=3, help="runs of each case, interleaved; the best is shown"
     )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
@@ -106,7 +113,7 @@ def main():
     if args.worker:
         from mpi4py import MPI
 
-        result = measure(args.updates, args.batch_size, parallel=True)
+        result = measure(args.updates, args.batch_size, parallel=True, mode=args.mode)
         if MPI.COMM_WORLD.Get_rank() == 0:
             print(json.dumps(result))
         return
@@ -122,9 +129,10 @@ def main():
     )
     worker = [mpiexec, "--oversubscribe", "-n", str(args.ranks), sys.executable, __file__]
     worker += ["--worker", "--updates", str(args.updates), "--batch-size", str(args.batch_size)]
+    worker += ["--mode", args.mode]
     singles, parallels = [], []
     for _ in range(args.repeat):  # interleaved, so both cases see the same machine load
-        singles.append(measure(args.updates, args.batch_size, parallel=False))
+        singles.append(measure(args.updates, args.batch_size, parallel=False, mode=args.mode))
         done = subprocess.run(worker, env=env, capture_output=True, text=True, check=False)
         if done.returncode:
             raise SystemExit(done.stdout + done.stderr)
@@ -132,7 +140,7 @@ def main():
     single = max(singles, key=lambda r: r["updates/s"])
     parallel = max(parallels, key=lambda r: r["updates/s"])
     print(
-        f"784-512-512-10 MLP, Adam, global batch {args.batch_size}, {args.updates} updates "
+        f"784-512-512-10 MLP, Adam, mode {args.mode}, global batch {args.batch_size}, {args.updates} updates "
         f"timed, best of {args.repeat}; {os.cpu_count()} cores, load average "
         f"{os.getloadavg()[0]:.1f}"
     )

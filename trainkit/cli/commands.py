@@ -250,9 +250,12 @@ def _compare_for_resume(saved, cfg):
 def train(config_path, example, overrides, run_dir, resume, overwrite):
     """Train the model a TOML config describes and write a run directory.
 
-    CONFIG has [model], [data] and [training] sections; [training] takes
-    `algo` and every keyword net.train takes (hyperparameters, regularizers,
-    trainer options), with the same names. The run directory gets the
+    CONFIG has [model], [data] and [training] sections. [data] names the
+    file and its arrays (or CSV columns) by role: x, y, lengths (sequence
+    lengths, for a model whose input entry says lengths = true) and weights.
+    [training] takes `algo` (default rmsprop) and every keyword net.train
+    takes (hyperparameters, regularizers, trainer options), with the same
+    names; `trainkit list` shows them all. The run directory gets the
     resolved config.toml, metrics.csv, checkpoint.npz, model.npz and
     curves.png; the held-out accuracy (classifiers) or R² is printed at the
     end. checkpoint.npz is saved every minute (unless [training] save_every

@@ -10,7 +10,7 @@ r"""Data for the command line: a ``[data]`` section's arrays, a validation split
   chunk by chunk into memory-mapped files in a scratch folder, never read
   whole.
 - :func:`digits` is the UCI handwritten digits (1,797 8x8 images, classes
-  0-9) shipped with trainkit: see ``trainkit/data/README.md``.
+  0-9) shipped with trainkit: see ``trainkit/cli/builtin/README.md``.
 
 Every problem is a :class:`DataError`: one line with the file, the key of
 ``[data]`` it concerns (``key``), what was wrong and what is there.

@@ -24,17 +24,18 @@ def _first_line(obj):
     return re.sub(r":\w+:`([^`]*)`", r"\1", line).replace("``", "")
 
 
-LISTS = ("optimizers", "regularizers", "options", "layers", "examples")
+LISTS = ("optimizers", "regularizers", "options", "layers", "config", "examples")
 
 
 @cli.command(name="list")
 @click.argument("what", required=False, type=click.Choice(["all", *LISTS]), default="all")
 @_handle_errors
 def list_(what):
-    """List optimizers, regularizers, trainer options, layer vocabulary and examples.
+    """List optimizers, regularizers, trainer options, layer vocabulary, the keys of
+    [model] and [data], and examples.
 
-    Every name is a key of a config's [training] (or [model]) section, with
-    its default. WHAT narrows the list to one part.
+    Every name is a key of a config's [training] (or [model], [data])
+    section, with its default. WHAT narrows the list to one part.
     """
     import regularizers
 
@@ -75,7 +76,9 @@ def list_(what):
             lines.append(f"  {'':<{width}} {args}")
         blocks.append(lines)
     if "options" in parts:
-        lines = ["trainer options  ([training] keys)"]
+        lines = [
+            "trainer options  ([training] keys; the optimizer is training.algo, default rmsprop)"
+        ]
         for name, option in options.OPTIONS.items():
             note = " (set by the command line)" if name in config.CLI_OPTIONS else ""
             default = f"{name} = {value_text(option.default)}"
@@ -87,12 +90,19 @@ def list_(what):
                 "layers  ([model] layers = [input size, entry, ...])",
                 f"  kinds        {', '.join(config.KINDS)}",
                 "  entry        SIZE, [SIZE, ACTIVATION], or {size = ..., form = ..., "
-                "activation = ..., name = ..., return_sequences = ...}",
+                "activation = ..., name = ..., return_sequences = ..., bidirectional = ...}; "
+                "the input entry {size = ..., lengths = true} takes sequence lengths "
+                '([data] lengths = "NAME")',
                 f"  forms        {', '.join(layers.forms())}",
                 f"  activations  {', '.join(activations.names())}",
                 f"  losses       {', '.join(losses.names())}",
             ]
         )
+    if "config" in parts:
+        for section, keys in (("model", config.MODEL_KEYS), ("data", config.DATA_KEYS)):
+            lines = [f"[{section}] keys"]
+            lines += [f"  {key:<18} {doc}" for key, doc in keys.items()]
+            blocks.append(lines)
     if "examples" in parts:
         lines = ["examples  (trainkit train --example NAME)"]
         for name, (path, description) in config.examples().items():
