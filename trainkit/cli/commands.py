@@ -106,7 +106,7 @@ def cli(debug, threads):
     """Train, inspect and use trainkit models from the shell.
 
     Start with the built-in first run, a recurrent classifier on the UCI
-    handwritten digits (offline, about 7 seconds on 2 cores):
+    handwritten digits (offline, about 6 seconds on 2 cores):
 
         trainkit train --example digits
 
