@@ -172,7 +172,7 @@ def _data_parallel(name, value):
 
 
 #: the methods a callback may have (see :mod:`trainkit.callbacks`)
-HOOKS = ("on_compile", "on_start", "on_update", "on_validation", "on_step_end", "on_end")
+HOOKS = ("on_start", "on_update", "on_validation", "on_step_end", "on_end", "on_compile")
 
 
 def _callbacks(name, value):
