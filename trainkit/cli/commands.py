@@ -193,7 +193,7 @@ def _check_new_run_dir(run_dir, overwrite):
 def _run_lock(comm, run_dir):
     """Rank 0 holds ``run_dir``'s lock while the block runs; every rank fails alike."""
     lock = rundir.RunLock(run_dir, note=lambda line: click.echo(line, err=True))
-    agreed(comm, lock.acquire)
+    agreed(comm, lambda: lock.acquire() and None)  # rank 0 holds it; nothing to send
     try:
         yield lock
     finally:
