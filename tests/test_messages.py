@@ -181,10 +181,19 @@ def test_dropout_on_a_bidirectional_lstm_that_passes_its_last_step(rng):
         match=re.escape(
             "hidden_dropout: its noise on hid1:out does not reach the loss, so it would change "
             "nothing; the loss reads hid1:last instead (the layer has return_sequences=false: "
-            "the next layer reads its last step); select that, e.g. hidden_dropout={'hid1:last': 0.1}"
+            "the next layer reads its last step); select that, e.g. "
+            "hidden_dropout={'weight': 0.1, 'pattern': 'hid1:last'}"
         ),
     ):
         net.train([x, y], hidden_dropout=0.1, max_updates=1, progress=False, log=False)
+    # the suggestion works
+    net.train(
+        [x, y],
+        hidden_dropout={"weight": 0.1, "pattern": "hid1:last"},
+        max_updates=1,
+        progress=False,
+        log=False,
+    )
 
 
 def test_compiling_is_announced_only_after_the_data_checks(folder):

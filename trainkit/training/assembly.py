@@ -278,7 +278,7 @@ def _unreached(reg, graph, loss):
             why = "the next layer reads another output of it"
         problem += (
             f"; the loss reads {example} instead ({why}); select that, e.g. "
-            f"{reg.name}={{{example!r}: {reg.weight!r}}}"
+            f"{reg.name}={{'weight': {reg.weight!r}, 'pattern': {example!r}}}"
         )
     else:
         problem += "; select outputs the loss depends on"
