@@ -124,3 +124,12 @@ def test_plot_of_a_malformed_metrics_file_is_one_line_naming_it(tmp_path, name, 
     lines = result.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"error: {target}")
     assert re.search(message, lines[0]), lines[0]
+
+
+def test_a_directory_as_checkpoint_file_is_refused_before_training(tmp_path):
+    x = np.zeros((8, 3), "float32")
+    kwargs = dict(max_updates=1, progress=False, log=False)
+    with pytest.raises(ValueError, match=r"save_progress: .* is a directory; give the checkpoint"):
+        trainkit.Regressor([3, 1]).train([x, x[:, :1]], save_progress=tmp_path, **kwargs)
+    with pytest.raises(OSError, match=r"^resume: .*: a directory, not a checkpoint file$"):
+        trainkit.Regressor([3, 1]).train([x, x[:, :1]], resume=tmp_path, **kwargs)

@@ -220,6 +220,8 @@ def _header_checked(path):
 
 
 def _read(trainer, path):
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"resume: {os.fspath(path)}: a directory, not a checkpoint file")
     try:
         arrays, meta = archive.load(path)
     except FileNotFoundError:

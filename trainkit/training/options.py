@@ -309,6 +309,10 @@ def parse(kwargs):
             raise InvalidArgument(
                 name, f"the folder {folder!r} does not exist (for {os.fspath(path)!r})", path
             )
+        if path is not None and name == "save_progress" and os.path.isdir(path):
+            raise InvalidArgument(
+                name, f"{os.fspath(path)!r} is a directory; give the checkpoint file's path", path
+            )
     if values["accumulate"] > 1 and values["split_update"] is False:
         raise InvalidArgument(
             "split_update",
