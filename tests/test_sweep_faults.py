@@ -63,6 +63,16 @@ def test_the_journal_path_is_absolute_and_status_works_from_elsewhere(folder, mo
     assert not any(elsewhere.rglob("*"))  # no empty journal created here
 
 
+def test_a_relative_storage_path_is_stored_absolute(folder, monkeypatch):
+    monkeypatch.chdir(folder)
+    result = invoke("sweep", "sweep.toml", "--trials", 1, "--run-dir", "s", "--storage", "j.log")
+    assert result.exit_code == 0, result.output + result.stderr
+    info = json.loads((folder / "s" / "sweep.json").read_text())
+    assert info["storage"] == os.fspath(folder / "j.log")
+    monkeypatch.chdir(folder / "s")
+    assert "1 complete" in invoke("sweep", "--status", folder / "s").output
+
+
 def test_status_of_a_sweep_whose_journal_is_gone_is_one_line(folder):
     assert sweep(folder, "--trials", 1).exit_code == 0
     (folder / "s" / "journal.log").unlink()
