@@ -46,7 +46,7 @@ from pathlib import Path
 from regularizers.errors import ArgumentError, closest_hint, unknown
 
 from ..training import options
-from .configcheck import (  # noqa: F401  (BUILTIN, KINDS: importable here too)
+from .configcheck import (  # noqa: F401  (BUILTIN, KINDS, check_mode: importable here too)
     BUILTIN,
     CLI_OPTIONS,
     DATA_KEYS,
@@ -59,6 +59,7 @@ from .configcheck import (  # noqa: F401  (BUILTIN, KINDS: importable here too)
     _check_model,
     _check_tables,
     _none,
+    check_mode,
 )
 from .toml import NONE, dumps  # noqa: F401  (NONE: importable here too)
 
@@ -295,17 +296,6 @@ def backend(mode):
     check_mode(mode)
     with pytensor.config.change_flags(mode=mode):
         yield
-
-
-def check_mode(mode, argument="--mode"):
-    """Refuse a mode PyTensor does not know, in one line (before PyTensor is asked)."""
-    from pytensor.compile.mode import Mode, predefined_modes
-
-    if isinstance(mode, Mode):
-        return
-    known = ["FAST_RUN", *predefined_modes]
-    if mode not in known:
-        raise ConfigError(unknown(argument, mode, known, kind="mode"))
 
 
 # -- reading ----------------------------------------------------------------------

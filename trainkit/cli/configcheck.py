@@ -25,6 +25,7 @@ __all__ = [
     "RESUMABLE",
     "KINDS",
     "BUILTIN",
+    "check_mode",
 ]
 
 #: keys of ``[model]`` and what they mean
@@ -216,3 +217,14 @@ def _check_tables(config, section, key, value):
                     section, f"{key}.{role}", f"unknown array role; use x, y, weights{hint}"
                 )
             _expect(config, section, f"{key}.{role}", path, (str,), "a file path")
+
+
+def check_mode(mode, argument="--mode"):
+    """Refuse a mode PyTensor does not know, in one line (before PyTensor is asked)."""
+    from pytensor.compile.mode import Mode, predefined_modes
+
+    if isinstance(mode, Mode):
+        return
+    known = ["FAST_RUN", *predefined_modes]
+    if mode not in known:
+        raise ConfigError(unknown(argument, mode, known, kind="mode"))

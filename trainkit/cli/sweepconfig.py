@@ -121,6 +121,7 @@ class SweepSpec:
         import tempfile
 
         from . import run
+        from .sweepcheck import check_corner_data
 
         first = {key: param.corners()[0] for key, param in self.space.items()}
         checked = {}
@@ -139,7 +140,7 @@ class SweepSpec:
                 cfg = self.trial_config(point, label)
                 net = run.prepare(cfg)
                 if data:
-                    _check_corner_data(cfg, net, loaded, scratch)
+                    check_corner_data(cfg, net, loaded, scratch)
                 checked[ident] = True
         return len(checked)
 
@@ -176,62 +177,6 @@ class SweepSpec:
 
     def metric_column(self):
         return self.metric
-
-
-class _Checked(Exception):
-    """Raised where compiling would begin: the data and options passed their checks."""
-
-
-class _StopBeforeCompiling:
-    def on_compile(self, trainer):
-        raise _Checked
-
-
-def _check_corner_data(cfg, net, loaded, scratch):
-    """Check ``cfg``'s data against ``net`` and ``[training]`` as a run would, without
-    compiling; ConfigError (one line naming the config and key) if they do not fit."""
-    import os
-
-    from regularizers.errors import ArgumentError
-
-    from . import files, run
-
-    key = json.dumps(cfg.data, sort_keys=True, default=str)
-    with config.backend(cfg.mode):
-        if key not in loaded:
-            folder = os.path.join(scratch, str(len(loaded)))
-            os.makedirs(folder)
-            try:
-                loaded[key] = files.load(cfg.data, cfg.kind, folder)
-            except files.DataError as error:
-                raise run._data_error(cfg, error) from error
-        data = loaded[key]
-        try:
-            arrays = [
-                None
-                if part is None
-                else [files.fit_input(part[0], net.n_in, net.is_recurrent)] + list(part[1:])
-                for part in (data.train, data.valid)
-            ]
-        except files.DataError as error:
-            raise run._data_error(cfg, error) from error
-        kwargs = cfg.training_kwargs()
-        kwargs.update(
-            progress=False,
-            log=False,
-            save_progress=os.path.join(scratch, "check.npz"),
-            callbacks=[_StopBeforeCompiling()],
-        )
-        try:
-            for _ in net.itertrain(arrays[0], arrays[1], algo=cfg.algo, **kwargs):
-                break
-        except _Checked:
-            return
-        except ArgumentError as error:
-            section = "data" if error.argument.split()[0] in ("train", "valid") else "training"
-            raise cfg.rephrase(section, error) from error
-        except (ValueError, TypeError) as error:
-            raise cfg.rephrase("training", error) from error
 
 
 def trial_seed(seed, number):
