@@ -215,8 +215,15 @@ def _compare_for_resume(saved, cfg):
     help="Continue the run in --run-dir from its checkpoint.npz (CONFIG defaults to its "
     "config.toml).",
 )
+@click.option(
+    "--logger",
+    "loggers",
+    multiple=True,
+    metavar="NAME",
+    help="Also log to NAME (tensorboard, mlflow, jsonl), added to [training] loggers. Repeatable.",
+)
 @_handle_errors
-def train(config_path, example, overrides, run_dir, resume):
+def train(config_path, example, overrides, run_dir, resume, loggers):
     """Train the model a TOML config describes and write a run directory.
 
     CONFIG has [model], [data] and [training] sections; [training] takes
@@ -247,12 +254,14 @@ def train(config_path, example, overrides, run_dir, resume):
             cfg = config.load(saved_path, overrides=overrides)
         else:
             cfg = _load_config(config_path, example, overrides)
+        run.add_loggers(cfg, loggers)
         _compare_for_resume(saved, cfg)
         run_dir = Path(run_dir)
     else:
         cfg = _load_config(config_path, example, overrides)
         name = example or Path(config_path).stem
         run_dir = agreed(comm, lambda: _new_run_dir(run_dir, name))
+    run.add_loggers(cfg, loggers)
     result = run.run_config(cfg, run_dir, resume=resume, began=began, communicator=comm)
     if result.interrupted:
         raise click.exceptions.Exit({"SIGINT": 130, "SIGTERM": 143}.get(result.interrupted, 1))

@@ -25,12 +25,13 @@ from regularizers.errors import ArgumentError
 
 from .. import __version__
 from ..backend import resolve
+from ..training.loggers import log_artifacts, with_metrics_file
 from ..training.signals import stop_on_signals
 from . import config, files, plotting
 from .distributed import abort_on_error, is_writer
 from .files import DataError
 
-__all__ = ["RUN_FILES", "RunResult", "TrainingDiverged", "prepare", "run_config"]
+__all__ = ["RUN_FILES", "RunResult", "TrainingDiverged", "add_loggers", "prepare", "run_config"]
 
 #: what a run directory holds
 RUN_FILES = ("config.toml", "metrics.csv", "metrics.jsonl", "checkpoint.npz", "model.npz")
@@ -103,6 +104,15 @@ def _sizes(net):
 
 def _quiet(*args, **kwargs):
     pass
+
+
+def add_loggers(cfg, names):
+    """Add ``--logger`` names to ``cfg``'s ``[training] loggers`` (after those it has)."""
+    if not names:
+        return
+    have = cfg.training.get("loggers", [cfg.training.get("metrics_format", "csv")])
+    have = list(have) if isinstance(have, (list, tuple)) else [have]
+    cfg.training["loggers"] = have + [n for n in dict.fromkeys(names) if n not in have]
 
 
 def prepare(cfg):
@@ -216,6 +226,10 @@ def _train(cfg, net, data, run_dir, resume, began, callbacks, echo, log, communi
     kwargs = cfg.training_kwargs()
     kwargs.setdefault("progress", "auto" if log else False)
     kwargs.setdefault("log", log)
+    # the run directory keeps its metrics file whatever else logs (plot, describe read it)
+    kwargs["loggers"] = with_metrics_file(
+        kwargs.get("loggers"), kwargs.get("metrics_format", "csv")
+    )
     kwargs.update(
         run_dir=os.fspath(run_dir),
         save_progress=os.fspath(checkpoint),
@@ -278,6 +292,7 @@ def _train(cfg, net, data, run_dir, resume, began, callbacks, echo, log, communi
             f"max_gradient_norm usually helps)"
         )
     net.save(run_dir / "model.npz")
+    log_artifacts(trainer, [run_dir / "model.npz", *([run_dir / "curves.png"] if curves else [])])
     line, result.score = _score_line(net, evaluate, data.valid is not None)
     restored = (
         f"; parameters of step {trainer.restored_step} (best validation loss)"

@@ -106,6 +106,8 @@ class Fitting:
             batch_weight=task.batch_weight,
             **kwargs,
         )
+        # what loggers record of the model (trainkit.training.loggers.run_params)
+        trainer.model_params = {"model": type(self).__name__, **self.config()}
         self.trainer = trainer
         return trainer, train, valid
 

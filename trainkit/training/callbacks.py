@@ -31,6 +31,7 @@ import sys
 from tqdm.auto import tqdm
 
 from .checkpoints import Checkpointer
+from .loggers import LoggerHook
 
 __all__ = ["ProgressBar", "LogLines", "MetricsFile", "default_callbacks", "format_metrics"]
 
@@ -142,7 +143,17 @@ class MetricsFile:
         return row
 
     def on_start(self, trainer):
-        self._truncate(trainer.validated_at or 0)
+        self.start(trainer.validated_at or 0)
+
+    # the logger interface (:mod:`trainkit.training.loggers`)
+    def start(self, step):
+        self._truncate(step)
+
+    def log_metrics(self, step, metrics):
+        self._write({"step": step, **metrics})
+
+    def close(self):
+        pass
 
     def _truncate(self, step):
         """Drop rows after ``step`` (a fresh run: step 0 drops everything)."""
@@ -169,7 +180,9 @@ class MetricsFile:
                 writer.writerows(keep)
 
     def on_validation(self, trainer, train_metrics, valid_metrics):
-        row = self.row(train_metrics, valid_metrics)
+        self._write(self.row(train_metrics, valid_metrics))
+
+    def _write(self, row):
         if self.fmt == "jsonl":
             with open(self.path, "a", encoding="utf-8") as f:
                 f.write(json.dumps(row) + "\n")
@@ -188,8 +201,8 @@ def default_callbacks(options):
     """The built-in callbacks the trainer's options ask for, and the checkpointer.
 
     Returns ``(hooks, checkpointer)``: a progress bar (``progress``; ``'auto'``
-    shows it when stderr is a terminal), log lines (``log``), a metrics file
-    (``run_dir``) and a :class:`~trainkit.training.checkpoints.Checkpointer`
+    shows it when stderr is a terminal), log lines (``log``), the loggers
+    (``loggers``: the metrics file in ``run_dir``, TensorBoard, MLflow, ...) and a :class:`~trainkit.training.checkpoints.Checkpointer`
     (``save_progress``), then the user's ``callbacks``.
     """
     hooks = []
@@ -198,8 +211,9 @@ def default_callbacks(options):
         hooks.append(ProgressBar())
     if options.log:
         hooks.append(LogLines())
-    if options.run_dir is not None:
-        hooks.append(MetricsFile(options.run_dir, options.metrics_format))
+    logging_hook = LoggerHook(options)
+    if logging_hook.loggers:
+        hooks.append(logging_hook)
     checkpointer = None
     if options.save_progress is not None:
         checkpointer = Checkpointer(options.save_progress, options.save_every)

@@ -21,6 +21,7 @@ from ..data.split import training_datasets
 from ..distributed import training as distributed_training
 from . import checkpoints, ending, metric_names
 from .callbacks import default_callbacks
+from .loggers import LoggerHook
 from .step import Step, validation_function
 
 __all__ = ["compile_functions", "prepare_run"]
@@ -41,6 +42,9 @@ def prepare_run(trainer, train, valid):
     hooks, trainer.checkpointer = default_callbacks(
         o if trainer.is_writer else distributed_training.quiet_options(o)
     )
+    trainer.loggers = [
+        log for hook in hooks if isinstance(hook, LoggerHook) for log in hook.loggers
+    ]
     return valid_ds, hooks
 
 

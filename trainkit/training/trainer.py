@@ -203,6 +203,7 @@ class Trainer:
         state.seed_generators(self)
         self._step = self._valid_fn = None
         self.checkpointer = None
+        self.loggers = []  # the loggers of the last run (trainkit.training.loggers)
         self.early_stopping = EarlyStopping(self.options.patience, self.options.min_improvement)
         self.reset()
 
