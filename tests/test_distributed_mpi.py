@@ -288,3 +288,13 @@ def test_mpiexec_trainkit_train_writes_one_run_directory_from_rank_0(tmp_path):
     files = sorted(p.name for p in (tmp_path / "run").iterdir())
     assert {"config.toml", "checkpoint.npz", "model.npz", "metrics.csv"} <= set(files)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith("run-")]
+
+
+def test_ema_averages_the_same_updates_on_every_process(tmp_path):
+    config = {"parallel": True, "options": dict(OPTIONS, ema=0.9)}
+    runs = launch(tmp_path, config)
+    assert_replicas_identical(runs)
+    state, _ = runs[0]
+    assert "hid1.w/ema" in state
+    single, _ = one_process(tmp_path, config)
+    assert_close(state, single)

@@ -248,6 +248,12 @@ OPTIONS = {
     "resume": Option(None, _path, "checkpoint file to continue from"),
     "run_dir": Option(None, _path, "directory for the metrics file"),
     "metrics_format": Option("csv", _choice("csv", "jsonl"), "metrics file format in run_dir"),
+    "ema": Option(
+        None,
+        _fraction,
+        "decay of an exponential moving average of the parameters, which validation, "
+        "restore_best and the trained network use (None: no average)",
+    ),
     "loggers": Option(
         None,
         check_loggers,

@@ -32,6 +32,8 @@ def prepare_run(trainer, train, valid):
     dataset and the hooks (built-in callbacks, then the user's)."""
     o = trainer.options
     trainer.reset()
+    if trainer.ema is not None:
+        trainer.ema.start()
     trainer.dataset, valid_ds = training_datasets(train, valid, trainer.specs, o)
     trainer.rate.for_run(trainer.updates_per_epoch)
     ending.check_limits(o, trainer.dataset)
@@ -84,7 +86,8 @@ def compile_functions(trainer):
         trainer.spec.regularizers,
         trainer.inputs,
         extra,
-        givens=trainer.givens,
+        # with ema, validation evaluates the averaged parameters
+        givens={**trainer.givens, **(trainer.ema.givens() if trainer.ema is not None else {})},
         mode=o.mode,
         batch_weight=trainer.batch_weight,
     )

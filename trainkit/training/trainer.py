@@ -74,7 +74,7 @@ import regularizers
 
 from .. import distributed
 from ..distributed import training as distributed_training
-from . import checkpoints, ending, metric_names, monitors, state, updates
+from . import checkpoints, ema, ending, metric_names, monitors, state, updates
 from .assembly import assemble, floatx_of
 from .early_stopping import EarlyStopping
 from .preparation import compile_functions, prepare_run
@@ -197,6 +197,8 @@ class Trainer:
 
         self.hyperparameters = hyper
         self.assembly = assemble(graph, loss, spec=spec, hyperparameters=hyper)
+        #: the averaged parameters (``ema``), or None
+        self.ema = ema.build(self)
         self.metrics = OrderedDict(metrics or {})
         self.monitors = monitors.build(self.options.monitors, graph)
         metric_names.check(self)
@@ -376,6 +378,8 @@ class Trainer:
 
     def _finish(self, hooks):
         ending.restore_best(self)
+        if self.ema is not None:
+            self.ema.finish(self)
         self._call(hooks, "on_end")
 
     def train(self, train, valid=None):
