@@ -8,6 +8,7 @@ and every keyword to a :class:`~trainkit.Trainer`, which parses them once.
 """
 
 import logging
+from functools import partial
 
 import numpy as np
 
@@ -15,6 +16,7 @@ from regularizers.errors import InvalidArgument
 
 from ..backend import is_jax
 from ..training.trainer import Trainer
+from . import io
 
 __all__ = ["Fitting"]
 
@@ -108,6 +110,8 @@ class Fitting:
         )
         # what loggers record of the model (trainkit.training.loggers.run_params)
         trainer.model_params = {"model": type(self).__name__, **self.config()}
+        # how keep_best writes a model file (trainkit.training.best_models)
+        trainer.save_model = partial(io.save, self)
         self.trainer = trainer
         return trainer, train, valid
 

@@ -30,6 +30,7 @@ import sys
 
 from tqdm.auto import tqdm
 
+from .best_models import BestModels
 from .checkpoints import Checkpointer
 from .loggers import LoggerHook
 
@@ -202,7 +203,8 @@ def default_callbacks(options):
 
     Returns ``(hooks, checkpointer)``: a progress bar (``progress``; ``'auto'``
     shows it when stderr is a terminal), log lines (``log``), the loggers
-    (``loggers``: the metrics file in ``run_dir``, TensorBoard, MLflow, ...) and a :class:`~trainkit.training.checkpoints.Checkpointer`
+    (``loggers``: the metrics file in ``run_dir``, TensorBoard, MLflow, ...), the
+    best models' files (``keep_best``) and a :class:`~trainkit.training.checkpoints.Checkpointer`
     (``save_progress``), then the user's ``callbacks``.
     """
     hooks = []
@@ -214,6 +216,8 @@ def default_callbacks(options):
     logging_hook = LoggerHook(options)
     if logging_hook.loggers:
         hooks.append(logging_hook)
+    if options.keep_best is not None and options.run_dir is not None:
+        hooks.append(BestModels(options.run_dir, options.keep_best))
     checkpointer = None
     if options.save_progress is not None:
         checkpointer = Checkpointer(options.save_progress, options.save_every)

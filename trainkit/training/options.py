@@ -254,6 +254,11 @@ OPTIONS = {
         "decay of an exponential moving average of the parameters, which validation, "
         "restore_best and the trained network use (None: no average)",
     ),
+    "keep_best": Option(
+        None,
+        lambda n, v: _positive_int(n, v, True),
+        "keep the k best validated models as run_dir/best-<step>.npz",
+    ),
     "loggers": Option(
         None,
         check_loggers,
@@ -334,4 +339,11 @@ def parse(kwargs):
     if values["split_update"] is None:
         values["split_update"] = values["accumulate"] > 1
     resolve_loggers(values, kwargs.get("loggers"))
+    if values["keep_best"] is not None and values["run_dir"] is None:
+        raise InvalidArgument(
+            "keep_best",
+            f"writes best-<step>.npz into the run directory; set run_dir, got "
+            f"keep_best={values['keep_best']!r} with run_dir=None",
+            values["keep_best"],
+        )
     return SimpleNamespace(**values)
