@@ -10,6 +10,7 @@
     trainkit explain run.toml                  # what each regularizer touches (no training)
     trainkit predict runs/a/model.npz x.npy -o labels.csv
     trainkit plot runs/a                       # redraw runs/a/curves.png
+    trainkit lr-find run.toml                  # a learning-rate range test, lr_find.png
 
 A bad config or bad data is one line on stderr (file, key, value, what is
 allowed, the closest valid key) and exit status 2; ``--debug`` shows the
@@ -30,7 +31,7 @@ from tqdm.auto import tqdm
 
 from .. import __version__
 from ..training.threads import limit_threads
-from . import config, evaluate, files, plotting, run
+from . import config, evaluate, files, lrfind, plotting, run
 from .distributed import agreed, communicator_from_environment
 
 __all__ = ["cli", "main"]
@@ -348,6 +349,7 @@ def plot(run_dir, output):
 
 
 cli.add_command(evaluate.make_command(_handle_errors))
+cli.add_command(lrfind.make_command(_handle_errors, _load_config))
 
 if __name__ == "__main__":
     main()
