@@ -305,5 +305,11 @@ def _train(cfg, net, data, run_dir, resume, began, callbacks, echo, log, communi
     result.files = [f for f in RUN_FILES if (run_dir / f).exists()] + (
         ["curves.png"] if curves else []
     )
+    # what keep_best and the loggers added
+    best = sorted(
+        run_dir.glob("best-*.npz"), key=lambda p: int(p.stem[5:]) if p.stem[5:].isdigit() else 0
+    )
+    result.files += [p.name for p in best]
+    result.files += [f"{d}{os.sep}" for d in ("tensorboard", "mlruns") if (run_dir / d).is_dir()]
     echo(f"wrote {run_dir}{os.sep}: {', '.join(result.files)}")
     return result
