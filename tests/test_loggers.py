@@ -286,3 +286,7 @@ def test_the_command_line_keeps_metrics_csv_and_adds_logger_flags(tmp_path):
     mlflow = client(run_dir)
     artifacts = [a.path for a in mlflow.list_artifacts(run_id(run_dir))]
     assert artifacts == ["curves.png", "model.npz"]
+    result = invoke("train", tmp_path / "run.toml", "--logger", "tensorbord")
+    assert result.exit_code == 2
+    assert "--logger: unknown logger 'tensorbord'" in result.output + getattr(result, "stderr", "")
+    assert "(closest: tensorboard)" in result.output + getattr(result, "stderr", "")

@@ -25,7 +25,7 @@ from regularizers.errors import ArgumentError
 
 from .. import __version__
 from ..backend import resolve
-from ..training.loggers import log_artifacts, with_metrics_file
+from ..training.loggers import check_loggers, log_artifacts, with_metrics_file
 from ..training.signals import stop_on_signals
 from . import config, files, plotting
 from .distributed import abort_on_error, is_writer
@@ -110,6 +110,7 @@ def add_loggers(cfg, names):
     """Add ``--logger`` names to ``cfg``'s ``[training] loggers`` (after those it has)."""
     if not names:
         return
+    names = check_loggers("--logger", list(dict.fromkeys(names)))  # one line naming the flag
     have = cfg.training.get("loggers", [cfg.training.get("metrics_format", "csv")])
     have = list(have) if isinstance(have, (list, tuple)) else [have]
     cfg.training["loggers"] = have + [n for n in dict.fromkeys(names) if n not in have]
