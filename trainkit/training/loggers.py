@@ -153,8 +153,8 @@ def with_metrics_file(loggers, fmt="csv"):
     >>> with_metrics_file(["tensorboard"]), with_metrics_file(["jsonl", "mlflow"])
     (['csv', 'tensorboard'], ['jsonl', 'mlflow'])
     """
-    loggers = [fmt] if loggers is None else list(loggers)
-    if isinstance(loggers, list) and not any(item in FILE_LOGGERS for item in loggers):
+    loggers = [] if loggers is None else list(loggers)
+    if not any(item in FILE_LOGGERS for item in loggers):
         loggers.insert(0, fmt)
     return loggers
 
@@ -178,7 +178,10 @@ def run_params(trainer):
     for key, value in spec.hyperparameters.items():
         params[key] = value if isinstance(value, numbers.Number) else repr(value)
     for reg in spec.regularizers:
-        params[getattr(reg, "name", type(reg).__name__)] = repr(reg)
+        key = reg.name
+        while key in params:  # the same regularizer on two patterns
+            key += "'"
+        params[key] = repr(reg)
     for key, value in vars(spec.options).items():
         if key in ("callbacks",):
             value = [type(c).__name__ for c in value]
