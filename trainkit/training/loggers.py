@@ -299,7 +299,7 @@ class MLflowLogger:
 
         have = self.client.get_run(self.run_id).data.params
         new = [
-            Param(_MLFLOW_KEY.sub("_", key), str(value))
+            Param(_MLFLOW_KEY.sub("_", key), str(value)[:6000])  # MLflow's longest value
             for key, value in params.items()
             if _MLFLOW_KEY.sub("_", key) not in have
         ]
