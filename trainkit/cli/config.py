@@ -268,7 +268,8 @@ class Config:
                 self.algo,
                 trainer_options_allowed=[k for k in options.OPTIONS if k not in CLI_OPTIONS],
                 # the command line always writes a checkpoint (save_every needs one)
-                implied_options={"save_progress": "checkpoint.npz"},
+                # and runs in a run directory (loggers write there)
+                implied_options={"save_progress": "checkpoint.npz", "run_dir": "."},
                 **kwargs,
             )
             if graph is not None:

@@ -25,12 +25,13 @@ from regularizers.errors import ArgumentError
 
 from .. import __version__
 from ..backend import resolve
+from ..training.loggers import check_loggers, log_artifacts, with_metrics_file
 from ..training.signals import stop_on_signals
 from . import config, files, plotting
 from .distributed import abort_on_error, is_writer
 from .files import DataError
 
-__all__ = ["RUN_FILES", "RunResult", "TrainingDiverged", "prepare", "run_config"]
+__all__ = ["RUN_FILES", "RunResult", "TrainingDiverged", "add_loggers", "prepare", "run_config"]
 
 #: what a run directory holds
 RUN_FILES = ("config.toml", "metrics.csv", "metrics.jsonl", "checkpoint.npz", "model.npz")
@@ -124,6 +125,16 @@ def _sizes(net):
 
 def _quiet(*args, **kwargs):
     pass
+
+
+def add_loggers(cfg, names):
+    """Add ``--logger`` names to ``cfg``'s ``[training] loggers`` (after those it has)."""
+    if not names:
+        return
+    names = check_loggers("--logger", list(dict.fromkeys(names)))  # one line naming the flag
+    have = cfg.training.get("loggers", [cfg.training.get("metrics_format", "csv")])
+    have = list(have) if isinstance(have, (list, tuple)) else [have]
+    cfg.training["loggers"] = have + [n for n in dict.fromkeys(names) if n not in have]
 
 
 def prepare(cfg):
@@ -240,6 +251,10 @@ def _train(cfg, net, data, run_dir, resume, began, callbacks, echo, log, communi
     # a run from the command line always leaves a checkpoint to resume from (Lightning's
     # last.ckpt): periodically, and on Ctrl-C, SIGTERM and SIGHUP (stop_on_signals)
     kwargs.setdefault("save_every", DEFAULT_SAVE_EVERY)
+    # the run directory keeps its metrics file whatever else logs (plot, describe read it)
+    kwargs["loggers"] = with_metrics_file(
+        kwargs.get("loggers"), kwargs.get("metrics_format", "csv")
+    )
     kwargs.update(
         run_dir=os.fspath(run_dir),
         save_progress=os.fspath(checkpoint),
@@ -310,6 +325,7 @@ def _train(cfg, net, data, run_dir, resume, began, callbacks, echo, log, communi
             f"max_gradient_norm usually helps)"
         )
     net.save(run_dir / "model.npz")
+    log_artifacts(trainer, [run_dir / "model.npz", *([run_dir / "curves.png"] if curves else [])])
     line, result.score = _score_line(net, evaluate, data.valid is not None)
     restored = (
         f"; parameters of step {trainer.restored_step} (best validation loss)"
@@ -322,5 +338,11 @@ def _train(cfg, net, data, run_dir, resume, began, callbacks, echo, log, communi
     result.files = [f for f in RUN_FILES if (run_dir / f).exists()] + (
         ["curves.png"] if curves else []
     )
+    # what keep_best and the loggers added
+    best = sorted(
+        run_dir.glob("best-*.npz"), key=lambda p: int(p.stem[5:]) if p.stem[5:].isdigit() else 0
+    )
+    result.files += [p.name for p in best]
+    result.files += [f"{d}{os.sep}" for d in ("tensorboard", "mlruns") if (run_dir / d).is_dir()]
     echo(f"wrote {run_dir}{os.sep}: {', '.join(result.files)}")
     return result

@@ -80,12 +80,14 @@ def broadcast_state(trainer):
 
 
 def quiet_options(options):
-    """The options of a process other than rank 0: no progress bar, logs or metrics file.
+    """The options of a process other than rank 0: no progress bar, logs or loggers.
 
     The checkpointer stays (saving is collective: rank 0 writes what every
     process's random state adds up to).
     """
-    return SimpleNamespace(**{**vars(options), "progress": False, "log": False, "run_dir": None})
+    return SimpleNamespace(
+        **{**vars(options), "progress": False, "log": False, "run_dir": None, "loggers": []}
+    )
 
 
 def _signal_flags(trainer):

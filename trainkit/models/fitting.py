@@ -8,13 +8,16 @@ and every keyword to a :class:`~trainkit.Trainer`, which parses them once.
 """
 
 import logging
+from functools import partial
 
 import numpy as np
 
 from regularizers.errors import InvalidArgument
 
 from ..backend import is_jax
+from ..training.lr_finder import find_learning_rate
 from ..training.trainer import Trainer
+from . import io
 
 __all__ = ["Fitting"]
 
@@ -106,6 +109,10 @@ class Fitting:
             batch_weight=task.batch_weight,
             **kwargs,
         )
+        # what loggers record of the model (trainkit.training.loggers.run_params)
+        trainer.model_params = {"model": type(self).__name__, **self.config()}
+        # how keep_best writes a model file (trainkit.training.best_models)
+        trainer.save_model = partial(io.save, self)
         self.trainer = trainer
         return trainer, train, valid
 
@@ -134,6 +141,48 @@ class Fitting:
         """
         trainer, train, valid = self._trainer(train, valid, algo, kwargs)
         return trainer.itertrain(train, valid)
+
+    def find_learning_rate(
+        self,
+        train,
+        algo=None,
+        *,
+        min_lr=1e-8,
+        max_lr=1.0,
+        num_updates=100,
+        early_stop_threshold=4.0,
+        beta=0.98,
+        **kwargs,
+    ):
+        """Run a learning-rate range test (Smith 2015) on ``train``; the network is left as it was.
+
+        The rate grows exponentially from ``min_lr`` to ``max_lr`` over at most
+        ``num_updates`` updates; the test stops early when the smoothed training
+        loss exceeds ``early_stop_threshold`` times its lowest (Lightning's
+        defaults). ``algo`` and ``**kwargs`` are what :meth:`train` takes (the
+        learning rate, its schedule and the limits are the test's). See
+        :mod:`trainkit.training.lr_finder`.
+
+        Returns
+        -------
+        RangeTest
+            ``rates``, smoothed ``losses``, ``raw_losses``, ``suggestion`` and
+            ``plot(path)``.
+        """
+        previous = getattr(self, "trainer", None)
+        try:
+            trainer, train, _ = self._trainer(train, None, algo, kwargs)
+        finally:
+            self.trainer = previous
+        return find_learning_rate(
+            trainer,
+            train,
+            min_lr=min_lr,
+            max_lr=max_lr,
+            num_updates=num_updates,
+            early_stop_threshold=early_stop_threshold,
+            beta=beta,
+        )
 
     def train(self, train, valid=None, algo=None, **kwargs):
         """Train to the end; return the last ``(train_metrics, valid_metrics)``."""

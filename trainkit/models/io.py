@@ -36,15 +36,23 @@ MODEL_VERSION = 1
 _CONFIG_KEYS = {"layers", "loss", "hidden_activation", "seed", "dtype"}
 
 
-def save(net, path):
-    """Write ``net`` to ``path``: arrays plus JSON, no pickles, atomically."""
+def save(net, path, arrays=None, **extra):
+    """Write ``net`` to ``path``: arrays plus JSON, no pickles, atomically.
+
+    ``arrays`` (name -> value) replaces the network's parameter values (the
+    best models of a run); ``extra`` adds keys to the JSON header.
+    """
     meta = {
         "format": MODEL_FORMAT,
         "version": MODEL_VERSION,
         "class": type(net).__name__,
         "config": net.config(),
+        **extra,
     }
-    arrays = OrderedDict((name, p.get_value()) for name, p in net.params.items())
+    if arrays is None:
+        arrays = OrderedDict((name, p.get_value()) for name, p in net.params.items())
+    else:
+        arrays = OrderedDict((name, arrays[name]) for name in net.params)
     archive.save(path, arrays, meta)
 
 

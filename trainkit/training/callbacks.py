@@ -32,7 +32,9 @@ import sys
 
 from tqdm.auto import tqdm
 
+from .best_models import BestModels
 from .checkpoints import Checkpointer
+from .loggers import LoggerHook
 
 __all__ = ["ProgressBar", "LogLines", "MetricsFile", "default_callbacks", "format_metrics"]
 
@@ -144,7 +146,17 @@ class MetricsFile:
         return row
 
     def on_start(self, trainer):
-        self._truncate(trainer.validated_at or 0)
+        self.start(trainer.validated_at or 0)
+
+    # the logger interface (:mod:`trainkit.training.loggers`)
+    def start(self, step):
+        self._truncate(step)
+
+    def log_metrics(self, step, metrics):
+        self._write({"step": step, **metrics})
+
+    def close(self):
+        pass
 
     def _truncate(self, step):
         """Drop rows after ``step`` (a fresh run: step 0 drops everything)."""
@@ -171,7 +183,9 @@ class MetricsFile:
                 writer.writerows(keep)
 
     def on_validation(self, trainer, train_metrics, valid_metrics):
-        row = self.row(train_metrics, valid_metrics)
+        self._write(self.row(train_metrics, valid_metrics))
+
+    def _write(self, row):
         if self.fmt == "jsonl":
             with open(self.path, "a", encoding="utf-8") as f:
                 f.write(json.dumps(row) + "\n")
@@ -190,8 +204,9 @@ def default_callbacks(options):
     """The built-in callbacks the trainer's options ask for, and the checkpointer.
 
     Returns ``(hooks, checkpointer)``: a progress bar (``progress``; ``'auto'``
-    shows it when stderr is a terminal), log lines (``log``), a metrics file
-    (``run_dir``) and a :class:`~trainkit.training.checkpoints.Checkpointer`
+    shows it when stderr is a terminal), log lines (``log``), the loggers
+    (``loggers``: the metrics file in ``run_dir``, TensorBoard, MLflow, ...), the
+    best models' files (``keep_best``) and a :class:`~trainkit.training.checkpoints.Checkpointer`
     (``save_progress``), then the user's ``callbacks``.
     """
     hooks = []
@@ -200,8 +215,11 @@ def default_callbacks(options):
         hooks.append(ProgressBar())
     if options.log:
         hooks.append(LogLines())
-    if options.run_dir is not None:
-        hooks.append(MetricsFile(options.run_dir, options.metrics_format))
+    logging_hook = LoggerHook(options)
+    if logging_hook.loggers:
+        hooks.append(logging_hook)
+    if options.keep_best is not None and options.run_dir is not None:
+        hooks.append(BestModels(options.run_dir, options.keep_best))
     checkpointer = None
     if options.save_progress is not None:
         checkpointer = Checkpointer(options.save_progress, options.save_every)

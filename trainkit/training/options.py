@@ -28,6 +28,9 @@ from regularizers.errors import (
     unknown,
 )
 
+from .loggers import check_loggers
+from .loggers import resolve as resolve_loggers
+
 __all__ = ["HOOKS", "OPTIONS", "TRAINER_OPTIONS", "parse", "parse_every"]
 
 
@@ -245,6 +248,23 @@ OPTIONS = {
     "resume": Option(None, _path, "checkpoint file to continue from"),
     "run_dir": Option(None, _path, "directory for the metrics file"),
     "metrics_format": Option("csv", _choice("csv", "jsonl"), "metrics file format in run_dir"),
+    "ema": Option(
+        None,
+        _fraction,
+        "decay of an exponential moving average of the parameters, which validation, "
+        "restore_best and the trained network use (None: no average)",
+    ),
+    "keep_best": Option(
+        None,
+        lambda n, v: _positive_int(n, v, True),
+        "keep the k best validated models as run_dir/best-<step>.npz",
+    ),
+    "loggers": Option(
+        None,
+        check_loggers,
+        "where metrics go: 'csv', 'jsonl', 'tensorboard', 'mlflow' or objects with "
+        "log_metrics(step, metrics) (None: ['csv'], the metrics_format file)",
+    ),
     "progress": Option("auto", _progress, "progress bar: True, False, or 'auto' (on a terminal)"),
     "log": Option(True, _bool, "a log line per validation on stderr"),
     "callbacks": Option(
@@ -322,4 +342,12 @@ def parse(kwargs):
         )
     if values["split_update"] is None:
         values["split_update"] = values["accumulate"] > 1
+    resolve_loggers(values, kwargs.get("loggers"))
+    if values["keep_best"] is not None and values["run_dir"] is None:
+        raise InvalidArgument(
+            "keep_best",
+            f"writes best-<step>.npz into the run directory; set run_dir, got "
+            f"keep_best={values['keep_best']!r} with run_dir=None",
+            values["keep_best"],
+        )
     return SimpleNamespace(**values)

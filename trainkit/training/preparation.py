@@ -21,6 +21,7 @@ from ..data.split import training_datasets
 from ..distributed import training as distributed_training
 from . import checkpoints, ending, metric_names
 from .callbacks import default_callbacks
+from .loggers import LoggerHook
 from .step import Step, validation_function
 
 __all__ = ["compile_functions", "prepare_run"]
@@ -31,6 +32,8 @@ def prepare_run(trainer, train, valid):
     dataset and the hooks (built-in callbacks, then the user's)."""
     o = trainer.options
     trainer.reset()
+    if trainer.ema is not None:
+        trainer.ema.start()
     trainer.dataset, valid_ds = training_datasets(train, valid, trainer.specs, o)
     trainer.rate.for_run(trainer.updates_per_epoch)
     ending.check_limits(o, trainer.dataset)
@@ -41,6 +44,9 @@ def prepare_run(trainer, train, valid):
     hooks, trainer.checkpointer = default_callbacks(
         o if trainer.is_writer else distributed_training.quiet_options(o)
     )
+    trainer.loggers = [
+        log for hook in hooks if isinstance(hook, LoggerHook) for log in hook.loggers
+    ]
     return valid_ds, hooks
 
 
@@ -80,7 +86,8 @@ def compile_functions(trainer):
         trainer.spec.regularizers,
         trainer.inputs,
         extra,
-        givens=trainer.givens,
+        # with ema, validation evaluates the averaged parameters
+        givens={**trainer.givens, **(trainer.ema.givens() if trainer.ema is not None else {})},
         mode=o.mode,
         batch_weight=trainer.batch_weight,
     )

@@ -74,7 +74,7 @@ import regularizers
 
 from .. import distributed
 from ..distributed import training as distributed_training
-from . import checkpoints, ending, metric_names, monitors, state, updates
+from . import checkpoints, ema, ending, metric_names, monitors, state, updates
 from .assembly import assemble, floatx_of
 from .early_stopping import EarlyStopping
 from .preparation import compile_functions, prepare_run
@@ -197,12 +197,15 @@ class Trainer:
 
         self.hyperparameters = hyper
         self.assembly = assemble(graph, loss, spec=spec, hyperparameters=hyper)
+        #: the averaged parameters (``ema``), or None
+        self.ema = ema.build(self)
         self.metrics = OrderedDict(metrics or {})
         self.monitors = monitors.build(self.options.monitors, graph)
         metric_names.check(self)
         state.seed_generators(self)
         self._step = self._valid_fn = None
         self.checkpointer = None
+        self.loggers = []  # the loggers of the last run (trainkit.training.loggers)
         self.early_stopping = EarlyStopping(self.options.patience, self.options.min_improvement)
         self.reset()
 
@@ -376,6 +379,8 @@ class Trainer:
 
     def _finish(self, hooks):
         ending.restore_best(self)
+        if self.ema is not None:
+            self.ema.finish(self)
         self._call(hooks, "on_end")
 
     def train(self, train, valid=None):

@@ -33,6 +33,7 @@ import numpy as np
 
 from .. import distributed
 from ..distributed import training as distributed_training
+from . import ema
 
 __all__ = ["validate"]
 
@@ -83,9 +84,7 @@ def validate(trainer, valid_ds):
     trainer.validated_at = trainer.step
 
     loss = valid_metrics["loss"]
-    trainer.early_stopping.observe(
-        loss, trainer.step, lambda: ((n, p.get_value()) for n, p in trainer.graph.params.items())
-    )
+    trainer.early_stopping.observe(loss, trainer.step, lambda: ema.evaluated_params(trainer))
     if trainer.early_stopping.improved:
         trainer.best_metrics = (train_metrics, valid_metrics)
     if trainer.early_stopping.reason:
