@@ -14,6 +14,8 @@ import numpy as np
 import pytensor
 import pytensor.tensor as pt
 
+from trainkit import backend
+
 __all__ = ["Case", "run"]
 
 
@@ -49,6 +51,9 @@ def run(cases, mode, seed=0):
     inputs, values, outputs, layout = [], [], [], []
     with ExitStack() as stack:
         stack.enter_context(pytensor.config.change_flags(warn_float64="ignore"))
+        # Numba's performance notes on generated code (a product with a transposed view),
+        # hidden as trainkit hides them when it compiles a network
+        stack.enter_context(backend.quiet())
         import jax  # composite ops (softmax) compile with config.mode, JAX by default
 
         stack.enter_context(jax.enable_x64(True))

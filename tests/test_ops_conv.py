@@ -356,3 +356,35 @@ def test_bad_arguments_fail_with_one_line(call, match):
     w = pt.tensor("w", shape=(2, 3, 4))
     with pytest.raises(InvalidArgument, match=match):
         call(x, w)
+
+
+# PyTensor's JAX IncSubtensor hands XLA a float64 scalar under x64 (no float64 in the graph)
+@pytest.mark.filterwarnings("ignore:scatter inputs have incompatible types:FutureWarning")
+def test_shared_parameters_train_on_jax():
+    """Parameters are shared variables without static shapes in their type: the ops pin them,
+    so JAX can trace the gradient (a concatenation's split needs constant positions)."""
+    import jax
+    import pytensor
+
+    from trainkit.ops import attention, norm
+
+    rng = np.random.default_rng(2)
+    p = {
+        k: pytensor.shared(rng.normal(size=s).astype("float32"), name=k)
+        for k, s in dict(w=(3, 4, 6), b=(6,), w2=(2, 2, 6, 3), wq=(6, 6), bq=(6,), g=(6,)).items()
+    }
+    x = pt.tensor("x", dtype="float32", shape=(None, 8, 4))
+    h = conv.conv1d(x, p["w"], p["b"], padding="causal")
+    h = h + attention.multi_head_attention(h, *[p["wq"], p["bq"]] * 4, heads=2)
+    h = norm.layer_norm(h, p["g"], p["bq"])[1]
+    images = pt.tensor("img", dtype="float32", shape=(None, 4, 2, 6))
+    img = conv.conv2d(images, p["w2"], None, padding="same")
+    cost = pt.sum(pt.sqr(img)) + pt.sum(conv.global_pool(h, "max"))
+    grads = pytensor.grad(cost, list(p.values()))
+    xs = rng.normal(size=(2, 8, 4)).astype("float32")
+    imgs = rng.normal(size=(2, 4, 2, 6)).astype("float32")
+    with jax.enable_x64(True):  # PyTensor's JAX shared variables ask for float64 casts
+        got = pytensor.function([x, images], grads, mode="JAX")(xs, imgs)
+    ref = pytensor.function([x, images], grads, mode="FAST_COMPILE")(xs, imgs)
+    for a, b in zip(got, ref, strict=True):
+        np.testing.assert_allclose(np.asarray(a), b, rtol=2e-3, atol=2e-3)

@@ -33,6 +33,8 @@ import pytensor.tensor as pt
 
 from regularizers.errors import InvalidArgument
 
+from .conv import static_dim, static_shape
+
 __all__ = ["multi_head_attention", "sinusoidal_positions"]
 
 #: the score given to a key a query may not see (finite: no NaN for a fully masked row)
@@ -85,9 +87,7 @@ def multi_head_attention(x, wq, bq, wk, bk, wv, bv, wo, bo, heads, mask=None, ca
     """
     if isinstance(heads, bool) or not isinstance(heads, int | np.integer) or heads < 1:
         raise InvalidArgument("heads", f"must be a positive int, got {heads!r}", value=heads)
-    width = wq.type.shape[-1]
-    if width is None:
-        raise InvalidArgument("multi_head_attention", "the width D = wq.shape[1] must be static")
+    width = static_dim(wq, 1, "multi_head_attention: wq")
     if width % heads:
         raise InvalidArgument(
             "heads",
@@ -100,6 +100,7 @@ def multi_head_attention(x, wq, bq, wk, bk, wv, bv, wo, bo, heads, mask=None, ca
             "multi_head_attention", f"needs (batch, time, n_in), got {x.ndim}-d input"
         )
     d = width // heads
+    wq, bq, wk, bk, wv, bv, wo, bo = map(static_shape, (wq, bq, wk, bk, wv, bv, wo, bo))
     q, k, v = (pt.matmul(x, w) + b for w, b in ((wq, bq), (wk, bk), (wv, bv)))
     scale = pt.constant(np.asarray(1.0 / np.sqrt(d), dtype=x.dtype))
     visible = _visible(x, mask, bool(causal))

@@ -26,6 +26,7 @@ array([[1., 3., 5., 7.]]...)
 
 import numpy as np
 import pytensor.tensor as pt
+from pytensor.compile.sharedvalue import SharedVariable
 
 from regularizers.errors import InvalidArgument, unknown
 
@@ -68,6 +69,33 @@ def _choice(argument, value, allowed):
             argument, unknown(argument, value, allowed, kind="value").split(": ", 1)[1], value
         )
     return value
+
+
+def static_dim(var, axis, what):
+    """The length of ``var`` along ``axis`` as a Python int: from its type, or from a
+    shared variable's value (a parameter's shape does not change); else one clear error."""
+    n = var.type.shape[axis]
+    if n is None and isinstance(var, SharedVariable):
+        n = var.get_value(borrow=True).shape[axis]
+    if n is None:
+        raise InvalidArgument(
+            what,
+            f"must have a static length along axis {axis} (a shared variable, or a "
+            f"tensor with a known shape), got {var.type}",
+        )
+    return int(n)
+
+
+def static_shape(var):
+    """``var`` with its full shape in its type when it is a shared variable (a parameter).
+
+    A shared variable's type has no static shape; without one, JAX cannot
+    trace the gradient of a concatenation (non-constant split positions) and
+    every broadcast with it carries an assertion. None passes through.
+    """
+    if var is None or not isinstance(var, SharedVariable) or None not in var.type.shape:
+        return var
+    return pt.specify_shape(var, var.get_value(borrow=True).shape)
 
 
 def _size(x, axis):
@@ -179,9 +207,8 @@ def conv1d(x, w, b, stride=1, padding="valid", dilation=1):
             "conv1d",
             f"needs x (batch, time, n_in) and w (K, n_in, F), got {x.ndim}-d and {w.ndim}-d",
         )
-    kernel = w.type.shape[0]
-    if kernel is None:
-        raise InvalidArgument("conv1d", "the kernel length w.shape[0] must be static")
+    kernel = static_dim(w, 0, "conv1d: w")
+    w, b = static_shape(w), static_shape(b)
     left, right = _pad_widths(padding, kernel, dilation, stride, "stride")
     cols = pt.concatenate(_taps(_pad(x, 1, left, right), 1, kernel, dilation, stride), axis=-1)
     out = pt.matmul(cols, w.reshape((-1, w.shape[2])))
@@ -218,9 +245,8 @@ def conv2d(x, w, b, stride=(1, 1), padding="valid"):
             "conv2d",
             f"needs x (batch, H, W, C) and w (kh, kw, C, F), got {x.ndim}-d and {w.ndim}-d",
         )
-    kh, kw = w.type.shape[:2]
-    if kh is None or kw is None:
-        raise InvalidArgument("conv2d", "the kernel shape w.shape[:2] must be static")
+    kh, kw = static_dim(w, 0, "conv2d: w"), static_dim(w, 1, "conv2d: w")
+    w, b = static_shape(w), static_shape(b)
     top, bottom = _pad_widths(padding, kh, 1, max(sh, sw), "stride")
     left, right = _pad_widths(padding, kw, 1, max(sh, sw), "stride")
     x = _pad(_pad(x, 1, top, bottom), 2, left, right)

@@ -20,6 +20,8 @@ import pytensor.tensor as pt
 
 from regularizers.errors import InvalidArgument
 
+from .conv import static_shape
+
 __all__ = ["batch_norm_infer", "batch_norm_train", "layer_norm", "running_update"]
 
 
@@ -47,6 +49,7 @@ def layer_norm(x, g, b, eps=1e-5):
     (TensorVariable, TensorVariable)
         :math:`\hat x` and :math:`y`, both shaped like ``x``.
     """
+    g, b = static_shape(g), static_shape(b)
     mean = pt.mean(x, axis=-1, keepdims=True)
     centred = x - mean
     var = pt.mean(pt.sqr(centred), axis=-1, keepdims=True)
@@ -75,6 +78,7 @@ def batch_norm_train(x, g, b, eps=1e-5, mask=None):
     (normalised, output, batch_mean, batch_unbiased_var)
         The first two shaped like ``x``; the statistics ``(features,)``.
     """
+    g, b = static_shape(g), static_shape(b)
     axes = tuple(range(x.ndim - 1))
     if mask is None:
         mean = pt.mean(x, axis=axes)
@@ -105,6 +109,8 @@ def batch_norm_infer(x, g, b, running_mean, running_var, eps=1e-5):
     (TensorVariable, TensorVariable)
         :math:`\hat x` and :math:`y`.
     """
+    g, b = static_shape(g), static_shape(b)
+    running_mean, running_var = static_shape(running_mean), static_shape(running_var)
     norm = (x - running_mean) / pt.sqrt(running_var + _eps(eps, x))
     return norm, norm * g + b
 
