@@ -35,8 +35,9 @@ class Regressor(Network):
 
     >>> import numpy as np, trainkit
     >>> net = trainkit.Regressor([3, 4], loss="gll")  # 2 targets: mean and log-variance
-    >>> net._target_spec().size
-    2
+    >>> x = np.zeros((5, 3), "float32")
+    >>> net.predict(x).shape  # the mean, then the log-variance, of each target
+    (5, 4)
     """
 
     allowed_losses = ("mse", "mae", "huber", "gll", "binary_xent")
