@@ -20,6 +20,9 @@ compiled once per mode; the torch side the same model with
 ``torch.optim.Adam``. "compile" is building and compiling the step plus the
 first call; steady rates skip two updates and report the fastest of four
 blocks. Numbers are one process on a shared machine: compare rows of one run.
+``floatX=float32`` is set (as trainkit's float32 networks compile): under
+PyTensor's default float64 floatX, JAX runs with 64-bit floats on and the
+float32 graph picks up float64 scalars (the conv step ran ~3x slower).
 """
 
 import argparse
@@ -28,6 +31,11 @@ import os
 import time
 
 import numpy as np
+
+if "floatX" not in os.environ.get("PYTENSOR_FLAGS", ""):
+    os.environ["PYTENSOR_FLAGS"] = ",".join(
+        f for f in (os.environ.get("PYTENSOR_FLAGS", ""), "floatX=float32") if f
+    )
 
 BLOCKS = 4
 SHAPES = {"conv1d": (64, 100, 16), "attention": (32, 64, 64)}
