@@ -14,9 +14,7 @@ import numpy as np
 from regularizers.errors import InvalidArgument
 
 from ..backend import is_jax
-from ..training import options as trainer_options
 from ..training.trainer import Trainer
-from . import losses
 
 __all__ = ["Fitting"]
 
@@ -49,6 +47,9 @@ class Fitting:
         then the classes and the list's length are checked against the output
         layer, all before any graph is built.
         """
+        from ..training import options as trainer_options
+        from . import losses
+
         trainer_options.OPTIONS["class_weight"].check("class_weight", value)
         if self.loss_name not in losses.CLASS_WEIGHTED:
             raise InvalidArgument(
@@ -63,6 +64,8 @@ class Fitting:
         """The weights the loss sees: sample weights (or None) times each example's class weight."""
         if class_weight is None:
             return weights
+        from . import losses
+
         return losses.class_weighted(weights, target, class_weight, self.dtype)
 
     def _second_order_mode(self, mode):
@@ -88,6 +91,8 @@ class Fitting:
         return "NUMBA"
 
     def _trainer(self, train, valid, algo, kwargs):
+        cw = kwargs.pop("class_weight", None)  # built into the loss, not a Trainer option
+        cw = None if cw is None else self._class_weight(cw)
         train = self._arrays(train)
         valid = None if valid is None else self._arrays(valid)
         n_inputs = len(self.task().inputs)
@@ -117,12 +122,7 @@ class Fitting:
                     "length fixes the scan length"
                 )
             time_steps = self.static_time(mode, train[0])
-        class_weight = kwargs.pop("class_weight", None)
-        if class_weight is not None:
-            class_weight = self._class_weight(class_weight)
-        task = self.task(
-            weighted=weighted, time_steps=time_steps, impl=impl, class_weight=class_weight
-        )
+        task = self.task(weighted=weighted, time_steps=time_steps, impl=impl, class_weight=cw)
         kwargs.setdefault("mode", self.mode)
         trainer = Trainer(
             task.graph,
