@@ -43,6 +43,34 @@ class Fitting:
             return list(data)
         return data
 
+    def _class_weight(self, value):
+        """The ``class_weight`` option as one weight per class, checked against this network.
+
+        The option's own check (:mod:`trainkit.training.options`) runs first;
+        then the classes and the list's length are checked against the output
+        layer, all before any graph is built.
+        """
+        from ..training import options as trainer_options
+        from . import losses
+
+        trainer_options.OPTIONS["class_weight"].check("class_weight", value)
+        if self.loss_name not in losses.CLASS_WEIGHTED:
+            raise InvalidArgument(
+                "class_weight",
+                f"only a Classifier's loss ({', '.join(losses.CLASS_WEIGHTED)}) takes class "
+                f"weights; this {type(self).__name__} uses {self.loss_name!r}",
+                value,
+            )
+        return losses.class_weights(value, self.output_size)
+
+    def _loss_weights(self, weights, target, class_weight):
+        """The weights the loss sees: sample weights (or None) times each example's class weight."""
+        if class_weight is None:
+            return weights
+        from . import losses
+
+        return losses.class_weighted(weights, target, class_weight, self.dtype)
+
     def _second_order_mode(self, mode):
         """The mode for ``contractive`` through recurrent layers, which JAX cannot compile.
 
@@ -66,6 +94,8 @@ class Fitting:
         return "NUMBA"
 
     def _trainer(self, train, valid, algo, kwargs):
+        cw = kwargs.pop("class_weight", None)  # built into the loss, not a Trainer option
+        cw = None if cw is None else self._class_weight(cw)
         train = self._arrays(train)
         valid = None if valid is None else self._arrays(valid)
         n_inputs = len(self.task().inputs)
@@ -95,7 +125,7 @@ class Fitting:
                     "length fixes the scan length"
                 )
             time_steps = self.static_time(mode, train[0])
-        task = self.task(weighted=weighted, time_steps=time_steps, impl=impl)
+        task = self.task(weighted=weighted, time_steps=time_steps, impl=impl, class_weight=cw)
         kwargs.setdefault("mode", self.mode)
         trainer = Trainer(
             task.graph,

@@ -238,7 +238,7 @@ class Network(Fitting, Prediction):
     def _weights_spec(self):
         return ArraySpec.weights_for(self._target_spec(), dtype=self.dtype)
 
-    def task(self, weighted=False, time_steps=None, impl=None):
+    def task(self, weighted=False, time_steps=None, impl=None, class_weight=None):
         """The :class:`Task` that trains this network (with sample weights or not).
 
         Data are ``[X, Y]`` (``[X]`` for an autoencoder), then ``lengths``
@@ -259,7 +259,8 @@ class Network(Fitting, Prediction):
             if out.ndim == 3:  # sequence outputs: padded steps weigh nothing
                 mask = self.step_mask()
                 weights = mask if weights is None else weights * mask
-        loss = losses.get(self.loss_name)(self._pre(outputs), out, target, weights)
+        loss_weights = self._loss_weights(weights, target, class_weight)  # fitting.py
+        loss = losses.get(self.loss_name)(self._pre(outputs), out, target, loss_weights)
         if weighted:
             inputs.append(w)
             specs.append(self._weights_spec())
