@@ -84,14 +84,21 @@ class Fitting:
             impl = "scan"
             if is_jax(mode):
                 mode = kwargs["mode"] = self._second_order_mode(mode)
+        for data, argument in ((train, "train"), (valid, "valid")):
+            if self.is_sequence and isinstance(data, list) and data and np.ndim(data[0]) >= 2:
+                self.structure.check_time(int(np.shape(data[0])[1]), argument)
         time_steps = None
-        if self.is_recurrent and is_jax(mode) and any(layer.uses_scan() for layer in self.layers):
+        if (
+            self.is_sequence
+            and is_jax(mode)
+            and any(layer.needs_static_time(impl) for layer in self.layers)
+        ):
             if not isinstance(train, list):
                 raise ValueError(
-                    "train: mode='JAX' with recurrent layers needs array data, whose sequence "
-                    "length fixes the scan length"
+                    "train: mode='JAX' with recurrent, convolution, pooling or attention layers "
+                    "needs array data, whose sequence length fixes the static length"
                 )
-            time_steps = self.static_time(mode, train[0])
+            time_steps = self.static_time(mode, train[0], impl)
         task = self.task(weighted=weighted, time_steps=time_steps, impl=impl)
         kwargs.setdefault("mode", self.mode)
         trainer = Trainer(
@@ -106,6 +113,13 @@ class Fitting:
             batch_weight=task.batch_weight,
             **kwargs,
         )
+        if trainer.parallel and self.state:
+            raise InvalidArgument(
+                "data_parallel",
+                "batchnorm layers with several processes would need the global batch's "
+                "statistics, which trainkit does not all-reduce yet; use one process or "
+                "layernorm",
+            )
         self.trainer = trainer
         return trainer, train, valid
 

@@ -1,0 +1,119 @@
+"""Building a network's named outputs from its parsed layer graph; its memory check.
+
+:func:`build_outputs` walks the layers of a
+:class:`~trainkit.layers.parsing.Structure` in order: each reads the
+outputs it names (concatenated on the feature axis), with the per-example
+lengths of its time axis (carried through strided layers), and adds its
+named outputs. :func:`check_memory` refuses, in one line, a network whose
+parameters cannot fit in the memory left, before any is allocated.
+"""
+
+from collections import OrderedDict
+
+import pytensor.tensor as pt
+
+from regularizers.errors import InvalidArgument
+
+from ..layers.shapes import available_memory, memory_text, steps
+
+__all__ = ["build_outputs", "check_memory", "input_mask", "mask_of"]
+
+
+def check_memory(structure, dtype, available=None):
+    """Refuse a model whose parameters (and state) would not fit in the memory left.
+
+    The estimate comes from the parsed shapes (Python ints), so
+    ``[4, 10**9, 2]`` costs nothing to check. Training needs a few times
+    more (gradients, the optimizer's state), which the message says.
+
+    >>> from trainkit.layers import parse_layers
+    >>> check_memory(parse_layers([4, 10**9, 2], "linear"), "float32", available=10**9)
+    Traceback (most recent call last):
+    ...
+    regularizers.errors.InvalidArgument: layers: the parameters would take 24.0 GB (6,000,000,002 float32 values); only 1.0 GB of memory is available (training needs about 4 times the parameters' memory)
+    """
+    n_bytes = structure.nbytes(dtype)
+    available = available_memory() if available is None else available
+    if available is not None and n_bytes > available:
+        count = sum(
+            _count(s) for s in [*structure.param_shapes().values(), *structure.state_shapes().values()]
+        )
+        raise InvalidArgument(
+            "layers",
+            f"the parameters would take {memory_text(n_bytes)} ({count:,} {dtype} values); "
+            f"only {memory_text(available)} of memory is available (training needs about 4 "
+            "times the parameters' memory)",
+        )
+
+
+def _count(shape):
+    n = 1
+    for d in shape:
+        n *= int(d)
+    return n
+
+
+def mask_of(var, lengths, dtype):
+    """``(batch, time)`` mask of the real steps of sequence ``var`` (1 real, 0 padding)."""
+    # step numbers without arange, whose length PyTensor's JAX backend cannot trace
+    ones = pt.ones_like(var[:, :, 0] if var.ndim == 3 else var, dtype="int32")
+    return pt.cast(pt.le(pt.cumsum(ones, axis=1), lengths[:, None]), dtype)
+
+
+def input_mask(net):
+    """The mask of the input's real steps, or None without lengths."""
+    if net.lengths is None:
+        return None
+    return mask_of(net.x, net.lengths, net.dtype)
+
+
+def _static(var, shape, time_steps):
+    """``var`` with its static time length specified (JAX needs it for scans, windows)."""
+    if time_steps is None or not shape.has_time:
+        return var
+    n = steps(shape.timeline, time_steps)
+    if shape.kind == "tokens":
+        return pt.specify_shape(var, (None, n))
+    return pt.specify_shape(var, (None, n, shape.width))
+
+
+def build_outputs(net, time_steps, impl=None, training=False):
+    """(outputs, updates, masks) of ``net``'s layer graph.
+
+    ``outputs`` maps every output name to its expression, the network's
+    output last; ``updates`` are the state updates a training graph makes
+    (batch normalisation's running statistics); ``masks`` map every
+    sequence output to the mask of its real steps when the network reads
+    lengths.
+    """
+    structure = net.structure
+    in_out = f"{net.input_name}:out"
+    outputs = OrderedDict([(in_out, net.x)])
+    values = {in_out: _static(net.x, structure.in_shape, time_steps)}
+    lengths_of = {(): net.lengths}
+    updates = OrderedDict()
+    for layer in net.layers:
+        xs = []
+        for name in layer.input_names:
+            value = values.get(name, outputs[name])
+            xs.append(_static(value, structure.shapes[name], time_steps))
+        lengths = lengths_of.get(layer.in_shape.timeline) if layer.in_shape.has_time else None
+        if getattr(layer, "stateful", False):
+            built, _, new = layer.build_state(xs, lengths=lengths, impl=impl, training=training)
+            updates.update(new)
+        else:
+            built, _ = layer.build_from(xs, lengths=lengths, impl=impl)
+        outputs.update(built)
+        if layer.out_shape.has_time and net.lengths is not None:
+            lengths_of.setdefault(layer.out_shape.timeline, layer.out_lengths(lengths))
+    out = net.layers[-1]
+    outputs.move_to_end(out.main_output)
+    masks = OrderedDict()
+    if net.lengths is not None:
+        for name, var in outputs.items():
+            shape = structure.shapes.get(name)
+            if shape is not None and shape.kind == "sequence" and var.ndim == 3:
+                lengths = lengths_of.get(shape.timeline)
+                if lengths is not None:
+                    masks[name] = mask_of(var, lengths, net.dtype)
+    return outputs, updates, masks
