@@ -202,11 +202,14 @@ def _check_values(array, spec, label, argument, chunk_rows):
             found = largest
         if found is not None:
             where = ""
-            if spec.what:
-                bad = (block < low) if low is not None else np.zeros(block.shape, bool)
+            if spec.what:  # the first bad value by position, and where it is
+                bad = np.zeros(block.shape, bool)
+                if low is not None:
+                    bad |= block < low
                 if high is not None:
                     bad |= block > high
                 first = np.argwhere(bad)[0]
+                found = block[tuple(first)]
                 first[0] += start
                 where = f" at {spec.name}[{', '.join(map(str, first))}]"
             allowed = (

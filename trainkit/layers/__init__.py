@@ -1,6 +1,6 @@
 """Layers: the layer-list vocabulary, its shapes, and every layer form."""
 
-from . import activations
+from . import activations, attention, conv, normalization, structure
 from .base import Feedforward, Layer, forms, glorot, orthogonal, register_form
 from .parsing import Structure, parse_layers
 from .recurrent import GRU, LSTM, RNN

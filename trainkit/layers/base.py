@@ -162,6 +162,12 @@ class Layer:
         extra = self.out_shape.timeline[len(self.in_shape.timeline) :]
         return steps(extra, lengths)
 
+    def timeline_steps(self):
+        """The strided steps this layer adds to its input's time axis (see ``shapes``)."""
+        if not self.out_shape.has_time or not self.in_shape.has_time:
+            return ()
+        return self.out_shape.timeline[len(self.in_shape.timeline) :]
+
     def needs_static_time(self, impl=None):
         """Whether JAX needs the sequence length known when compiling this layer."""
         return self.uses_scan(impl)
@@ -186,7 +192,7 @@ class Layer:
         return self.params[f"{self.name}.{short}"]
 
     def init_params(self, rng):
-        raise TypeError(f"{type(self).__name__} does not define init_params")
+        """Create the parameters (none by default)."""
 
     def build(self, x, lengths=None, impl=None):
         """Return (OrderedDict of output name -> expression, main output).

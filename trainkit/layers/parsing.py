@@ -102,7 +102,7 @@ class Structure:
             if not shape.has_time:
                 continue
             length = steps(shape.timeline, n)
-            own = getattr(layer, "timeline_steps", lambda: ())()
+            own = layer.timeline_steps()
             short = first_short(own, length) if own else None
             if short is not None:
                 raise layer.fail(
@@ -311,7 +311,9 @@ def parse_layers(layers, output_activation, hidden_activation=None, dtype="float
         for n, s in zip(names, in_shapes, strict=True):
             if s.kind not in cls.reads:
                 raise InvalidArgument(where, _misread(form, name, n, s, cls.reads))
-        combined = in_shapes[0] if getattr(cls, "many", False) else _combine(where, form, names, shapes)
+        combined = (
+            in_shapes[0] if getattr(cls, "many", False) else _combine(where, form, names, shapes)
+        )
         n_in = combined.width
         try:
             layer = cls(name, size, n_in, activation, dtype, **options)

@@ -15,6 +15,7 @@ from regularizers.errors import InvalidArgument
 
 from ..backend import is_jax
 from ..training.trainer import Trainer
+from .graphbuild import check_memory
 
 __all__ = ["Fitting"]
 
@@ -84,6 +85,7 @@ class Fitting:
             impl = "scan"
             if is_jax(mode):
                 mode = kwargs["mode"] = self._second_order_mode(mode)
+        check_memory(self.structure, self.dtype, training=True)
         for data, argument in ((train, "train"), (valid, "valid")):
             if self.is_sequence and isinstance(data, list) and data and np.ndim(data[0]) >= 2:
                 self.structure.check_time(int(np.shape(data[0])[1]), argument)
@@ -95,8 +97,9 @@ class Fitting:
         ):
             if not isinstance(train, list):
                 raise ValueError(
-                    "train: mode='JAX' with recurrent, convolution, pooling or attention layers "
-                    "needs array data, whose sequence length fixes the static length"
+                    "train: mode='JAX' with recurrent layers needs array data, whose sequence "
+                    "length fixes the scan length (as it does for convolution, pooling, "
+                    "attention and learned positions)"
                 )
             time_steps = self.static_time(mode, train[0], impl)
         task = self.task(weighted=weighted, time_steps=time_steps, impl=impl)

@@ -19,7 +19,12 @@ from ..layers.shapes import available_memory, memory_text, steps
 __all__ = ["build_outputs", "check_memory", "input_mask", "mask_of"]
 
 
-def check_memory(structure, dtype, available=None):
+#: a training step holds about this many copies of the parameters (the parameters, their
+#: gradients, up to two optimizer slots, the updated values)
+TRAINING_COPIES = 5
+
+
+def check_memory(structure, dtype, available=None, training=False):
     """Refuse a model whose parameters (and state) would not fit in the memory left.
 
     The estimate comes from the parsed shapes (Python ints), so
@@ -34,9 +39,17 @@ def check_memory(structure, dtype, available=None):
     """
     n_bytes = structure.nbytes(dtype)
     available = available_memory() if available is None else available
+    if training and available is not None and TRAINING_COPIES * n_bytes > available:
+        raise InvalidArgument(
+            "layers",
+            f"training would need about {memory_text(TRAINING_COPIES * n_bytes)} "
+            f"({TRAINING_COPIES} times the parameters' {memory_text(n_bytes)}: parameters, "
+            f"gradients, optimizer state); only {memory_text(available)} of memory is available",
+        )
     if available is not None and n_bytes > available:
         count = sum(
-            _count(s) for s in [*structure.param_shapes().values(), *structure.state_shapes().values()]
+            _count(s)
+            for s in [*structure.param_shapes().values(), *structure.state_shapes().values()]
         )
         raise InvalidArgument(
             "layers",

@@ -249,8 +249,14 @@ class Network(Fitting, Prediction):
         shape = self.structure.in_shape
         if shape.kind == "tokens":
             return ArraySpec(
-                "x", 2, kind="int", dtype="int32", low=0, high=shape.vocab - 1,
-                time=time_steps, what="token ids",
+                "x",
+                2,
+                kind="int",
+                dtype="int32",
+                low=0,
+                high=shape.vocab - 1,
+                time=time_steps,
+                what="token ids",
             )
         return ArraySpec(
             "x", self.x.ndim, shape.width, kind="float", dtype=self.dtype, time=time_steps
