@@ -32,8 +32,8 @@ from ..backend import is_jax
 from ..data.arrays import ArraySpec
 from ..layers import parse_layers
 from . import losses
-from .graphbuild import build_outputs, check_memory, input_mask
 from .fitting import Fitting
+from .graphbuild import build_outputs, check_memory, input_mask
 from .prediction import Prediction
 from .task import Task
 
