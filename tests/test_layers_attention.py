@@ -51,7 +51,11 @@ def test_attention_with_lengths_matches_torch(mode, causal, rng):
         r[i, L:] = 0
     t = np.arange(T)[:, None]
     i2 = np.arange(3)
-    pe = np.where(i2 % 2 == 0, np.sin(t / 10000 ** (2 * (i2 // 2) / 3)), np.cos(t / 10000 ** (2 * (i2 // 2) / 3)))
+    pe = np.where(
+        i2 % 2 == 0,
+        np.sin(t / 10000 ** (2 * (i2 // 2) / 3)),
+        np.cos(t / 10000 ** (2 * (i2 // 2) / 3)),
+    )
 
     def forward(q):
         out = torch.zeros((3, T, 2), dtype=torch.float64)

@@ -224,7 +224,10 @@ def test_windows_longer_than_the_data_fail_before_compiling(layers, T, message, 
             [2, dict(form="conv2d", size=2, kernel=2), 1],
             r"layers\[1\]: conv2d layer 'hid1' reads images",
         ),
-        ([2, dict(form="maxpool1d", pool=2, size=3), 1], r"layers\[1\]: maxpool1d layer 'hid1': size=3"),
+        (
+            [2, dict(form="maxpool1d", pool=2, size=3), 1],
+            r"layers\[1\]: maxpool1d layer 'hid1': size=3",
+        ),
     ],
 )
 def test_bad_convolution_entries_fail_naming_the_entry(layers, message):

@@ -123,7 +123,9 @@ def test_running_statistics_follow_torch_and_serve_prediction(rng, tmp_path):
 def test_batchnorm_state_is_not_penalised_or_trained(rng):
     net = trainkit.Regressor([3, dict(form="batchnorm", name="bn"), 1], dtype="float64")
     with pytest.raises(ValueError, match="bn.running"):
-        net.train([np.ones((4, 3)), np.ones((4, 1))], weight_l2=dict(weight=1, pattern="bn.running*"))
+        net.train(
+            [np.ones((4, 3)), np.ones((4, 1))], weight_l2=dict(weight=1, pattern="bn.running*")
+        )
 
 
 def test_checkpoint_resume_with_batchnorm_is_bitwise(tmp_path, rng):

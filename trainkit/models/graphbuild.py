@@ -35,7 +35,7 @@ def check_memory(structure, dtype, available=None, training=False):
     >>> check_memory(parse_layers([4, 10**9, 2], "linear"), "float32", available=10**9)
     Traceback (most recent call last):
     ...
-    regularizers.errors.InvalidArgument: layers: the parameters would take 24.0 GB (6,000,000,002 float32 values); only 1.0 GB of memory is available (training needs about 4 times the parameters' memory)
+    regularizers.errors.InvalidArgument: layers: the parameters would take 28.0 GB (7,000,000,002 float32 values); only 1.0 GB of memory is available (training needs about 5 times the parameters' memory)
     """
     n_bytes = structure.nbytes(dtype)
     available = available_memory() if available is None else available
@@ -54,8 +54,8 @@ def check_memory(structure, dtype, available=None, training=False):
         raise InvalidArgument(
             "layers",
             f"the parameters would take {memory_text(n_bytes)} ({count:,} {dtype} values); "
-            f"only {memory_text(available)} of memory is available (training needs about 4 "
-            "times the parameters' memory)",
+            f"only {memory_text(available)} of memory is available (training needs about "
+            f"{TRAINING_COPIES} times the parameters' memory)",
         )
 
 
