@@ -29,7 +29,7 @@ import numpy as np
 
 from regularizers.errors import InvalidArgument
 
-from .base import Layer, glorot, ops, register_form
+from .base import Layer, glorot, register_form
 
 __all__ = ["Attention"]
 
@@ -92,7 +92,7 @@ class Attention(Layer):
 
     def build(self, x, lengths=None, impl=None):
         from ..models.graphbuild import mask_of
-        multi_head_attention = ops("attention").multi_head_attention
+        from ..ops.attention import multi_head_attention
 
         mask = None if lengths is None else mask_of(x, lengths, x.dtype)
         p = self.p

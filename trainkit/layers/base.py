@@ -45,22 +45,6 @@ def register_form(name):
     return decorate
 
 
-def ops(name):
-    """The issue-17 ops module ``trainkit.ops.<name>`` (conv, norm, attention).
-
-    Until that module exists the interim versions in
-    :mod:`trainkit.layers._interim_ops` stand in.
-    """
-    import importlib
-
-    try:
-        return importlib.import_module(f"trainkit.ops.{name}")
-    except ModuleNotFoundError:
-        from . import _interim_ops
-
-        return _interim_ops
-
-
 def forms():
     """Registered layer forms (aliases excluded), sorted."""
     return sorted(_FORMS)

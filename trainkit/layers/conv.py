@@ -37,7 +37,7 @@ import numpy as np
 
 from regularizers.errors import InvalidArgument
 
-from .base import Layer, ops, register_form
+from .base import Layer, register_form
 from .shapes import Shape
 
 __all__ = ["Conv1d", "Conv2d", "GlobalPool", "Pool1d", "Pool2d"]
@@ -129,7 +129,7 @@ class Conv1d(Layer):
         return True
 
     def build(self, x, lengths=None, impl=None):
-        conv1d = ops("conv").conv1d
+        from ..ops.conv import conv1d
 
         if lengths is not None:
             x = x * _mask(x, lengths)[:, :, None]
@@ -193,7 +193,7 @@ class Conv2d(Layer):
         self.add_param("b", np.zeros(self.size, self.dtype))
 
     def build(self, x, lengths=None, impl=None):
-        conv2d = ops("conv").conv2d
+        from ..ops.conv import conv2d
 
         pre = conv2d(x, self.p("w"), self.p("b"), self.stride, self.config_options["padding"])
         return self.finish(pre)
@@ -223,7 +223,7 @@ class _Pool1d(Layer):
         return True
 
     def build(self, x, lengths=None, impl=None):
-        pool1d = ops("conv").pool1d
+        from ..ops.conv import pool1d
 
         return self.finish(pool1d(x, self.pool, self.mode))
 
@@ -266,7 +266,7 @@ class _Pool2d(Layer):
         return Shape("image", (h // ph, w // pw, c))
 
     def build(self, x, lengths=None, impl=None):
-        pool2d = ops("conv").pool2d
+        from ..ops.conv import pool2d
 
         return self.finish(pool2d(x, self.pool, self.mode))
 
@@ -300,7 +300,7 @@ class GlobalPool(Layer):
         return Shape("features", (shape.width,))
 
     def build(self, x, lengths=None, impl=None):
-        global_pool = ops("conv").global_pool
+        from ..ops.conv import global_pool
 
         mask = _mask(x, lengths) if lengths is not None and x.ndim == 3 else None
         return self.finish(global_pool(x, self.mode, mask=mask))

@@ -36,7 +36,7 @@ import pytensor.tensor as pt
 
 from regularizers.errors import InvalidArgument
 
-from .base import Layer, ops, register_form
+from .base import Layer, register_form
 
 __all__ = ["BatchNorm", "LayerNorm"]
 
@@ -71,7 +71,7 @@ class LayerNorm(_Norm):
     """Layer normalisation over the feature axis (Ba et al. 2016)."""
 
     def build(self, x, lengths=None, impl=None):
-        layer_norm = ops("norm").layer_norm
+        from ..ops.norm import layer_norm
 
         norm, pre = layer_norm(x, self.p("g"), self.p("b"), eps=EPSILON)
         return self.finish(pre, [("norm", norm)])
@@ -112,9 +112,7 @@ class BatchNorm(_Norm):
         """(outputs, main output, updates): batch statistics and running updates when
         ``training``, the running statistics otherwise."""
         from ..models.graphbuild import mask_of
-        batch_norm_infer = ops("norm").batch_norm_infer
-        batch_norm_train = ops("norm").batch_norm_train
-        running_update = ops("norm").running_update
+        from ..ops.norm import batch_norm_infer, batch_norm_train, running_update
 
         x = xs[0] if len(xs) == 1 else pt.concatenate(xs, axis=-1)
         mean = self.state[f"{self.name}.running_mean"]
