@@ -53,10 +53,10 @@ def test_conv1d_and_pooling_with_lengths_match_torch(mode, rng):
     net = trainkit.Regressor(
         [
             dict(size=3, lengths=True),
+            dict(form="conv1d", size=3, kernel=2, dilation=2, padding="causal", name="c3"),
             dict(form="conv1d", size=4, kernel=3, stride=2, activation="tanh", name="c1"),
             dict(form="maxpool1d", pool=2, name="p1"),
             dict(form="conv1d", size=3, kernel=2, padding="same", activation="linear", name="c2"),
-            dict(form="conv1d", size=3, kernel=2, dilation=2, padding="causal", name="c3"),
             dict(form="avgpool1d", pool=2, name="p2"),
             dict(form="conv1d", size=2, kernel=1, activation="linear"),
         ],
@@ -66,7 +66,7 @@ def test_conv1d_and_pooling_with_lengths_match_torch(mode, rng):
     T = 21
     x = rng.normal(size=(3, T, 3))
     lengths = np.array([21, 16, 9])
-    # real output steps: conv valid k3 s2 -> pool 2 -> same -> causal -> pool 2
+    # real output steps: causal -> conv valid k3 s2 -> pool 2 -> same -> pool 2
     n = lambda L: ((L - 3) // 2 + 1) // 2 // 2  # noqa: E731
     T_out = n(T)
     out_lengths = [n(L) for L in lengths]
@@ -79,10 +79,10 @@ def test_conv1d_and_pooling_with_lengths_match_torch(mode, rng):
         rows = []
         for i, L in enumerate(lengths):
             h = torch.tensor(x[i, :L])
+            h = torch.relu(_conv1d(h, q["c3.w"], q["c3.b"], padding="causal", dilation=2))
             h = torch.tanh(_conv1d(h, q["c1.w"], q["c1.b"], stride=2))
             h = _pool1d(h, 2, "max")
             h = _conv1d(h, q["c2.w"], q["c2.b"], padding="same")
-            h = torch.relu(_conv1d(h, q["c3.w"], q["c3.b"], padding="causal", dilation=2))
             h = _pool1d(h, 2, "avg")
             rows.append(_conv1d(h, q["out.w"], q["out.b"]))
         return _padded(rows, T_out)

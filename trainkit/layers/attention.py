@@ -91,10 +91,9 @@ class Attention(Layer):
         return True
 
     def build(self, x, lengths=None, impl=None):
-        from ..models.graphbuild import mask_of
         from ..ops.attention import multi_head_attention
 
-        mask = None if lengths is None else mask_of(x, lengths, x.dtype)
+        mask = self.real_steps(x, lengths)
         p = self.p
         pre = multi_head_attention(
             x,

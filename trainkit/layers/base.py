@@ -24,7 +24,6 @@ import pytensor.tensor as pt
 from regularizers.errors import InvalidArgument
 
 from . import activations
-from .shapes import steps
 
 __all__ = ["Layer", "Feedforward", "register_form", "forms", "glorot", "orthogonal"]
 
@@ -155,13 +154,6 @@ class Layer:
         """``{state name: shape}`` (non-trainable state, e.g. running statistics)."""
         return OrderedDict()
 
-    def out_lengths(self, lengths):
-        """Per-example lengths of the main output given those of the input (strided layers)."""
-        if lengths is None or not self.out_shape.has_time:
-            return None
-        extra = self.out_shape.timeline[len(self.in_shape.timeline) :]
-        return steps(extra, lengths)
-
     def timeline_steps(self):
         """The strided steps this layer adds to its input's time axis (see ``shapes``)."""
         if not self.out_shape.has_time or not self.in_shape.has_time:
@@ -202,6 +194,20 @@ class Layer:
         layers; others ignore them.
         """
         raise TypeError(f"{type(self).__name__} does not define build")
+
+    def real_steps(self, x, lengths):
+        """``(batch, time)`` mask of ``x``'s real steps, or None without lengths.
+
+        The network sets ``step_mask`` for the build (the mask of this
+        layer's time axis, sliced from the input's through strided layers).
+        """
+        if lengths is None or x.ndim != 3:
+            return None
+        if getattr(self, "step_mask", None) is not None:
+            return pt.cast(self.step_mask, x.dtype)
+        from ..models.graphbuild import mask_of
+
+        return mask_of(x, lengths, x.dtype)
 
     def build_from(self, xs, lengths=None, impl=None):
         """Outputs from the list of inputs read (concatenated on the feature axis)."""

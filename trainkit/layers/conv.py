@@ -4,8 +4,8 @@ r"""Convolution and pooling layers over time (sequences) and space (images).
     ``dict(form='conv1d', size=F, kernel=K, stride=1, padding='valid',
     dilation=1)`` over the time axis; ``LAYER.w`` ``(K, n_in, F)``,
     ``LAYER.b`` ``(F,)``; cross-correlation as ``torch.nn.functional.conv1d``.
-    ``padding`` is 'valid' (no padding), 'same' (stride 1; torch's split) or
-    'causal' (all padding on the left: step t sees steps <= t).
+    ``padding`` is 'valid' (no padding), 'same' (torch's split) or 'causal'
+    (all padding on the left: step t sees steps <= t); both need stride 1.
 ``conv2d``
     The same keys over channels-last images (``kernel``, ``stride`` an int or
     a pair; 'valid' or 'same'); ``LAYER.w`` ``(kh, kw, n_in, F)``.
@@ -34,6 +34,7 @@ lengths are carried through strides and pools (``floor((L - span) / s) + 1``,
 from collections import OrderedDict
 
 import numpy as np
+import pytensor.tensor as pt
 
 from regularizers.errors import InvalidArgument
 
@@ -63,10 +64,15 @@ def _pair(where, key, value):
     return (v, v)
 
 
-def _mask(x, lengths):
-    from ..models.graphbuild import mask_of
+def _batch_from(out, x):
+    """``out`` with its batch size said to be ``x``'s.
 
-    return mask_of(x, lengths, x.dtype)
+    The pooling ops reshape with ``-1`` for the batch axis; PyTensor infers
+    that size as a quotient, which JAX cannot use as a shape later in the
+    graph (a product's reshape). Said to be ``x.shape[0]``, it is an array's
+    shape, which JAX can.
+    """
+    return pt.specify_shape(out, (x.shape[0],) + (None,) * (out.ndim - 1))
 
 
 @register_form("conv1d")
@@ -91,9 +97,11 @@ class Conv1d(Layer):
             raise InvalidArgument(
                 where, f"padding must be 'valid', 'same' or 'causal', got {o['padding']!r}"
             )
-        if o["padding"] == "same" and self.stride != 1:
+        if o["padding"] != "valid" and self.stride != 1:
             raise InvalidArgument(
-                where, f"padding='same' needs stride 1 (as torch), got stride {self.stride}"
+                where,
+                f"padding={o['padding']!r} needs stride 1 (as torch), got stride {self.stride}; "
+                "use padding='valid' with a stride",
             )
 
     def output_shape(self, shape):
@@ -101,8 +109,6 @@ class Conv1d(Layer):
         out = shape.with_width(self.size)
         if padding == "valid":
             return out.strided(("conv", self.kernel, self.stride, self.dilation))
-        if self.stride > 1:  # causal: n' = floor((n - 1) / s) + 1
-            return out.strided(("conv", 1, self.stride, 1))
         return out
 
     def window_text(self):
@@ -132,7 +138,7 @@ class Conv1d(Layer):
         from ..ops.conv import conv1d
 
         if lengths is not None:
-            x = x * _mask(x, lengths)[:, :, None]
+            x = x * self.real_steps(x, lengths)[:, :, None]
         o = self.config_options
         pre = conv1d(x, self.p("w"), self.p("b"), self.stride, o["padding"], self.dilation)
         return self.finish(pre)
@@ -225,7 +231,7 @@ class _Pool1d(Layer):
     def build(self, x, lengths=None, impl=None):
         from ..ops.conv import pool1d
 
-        return self.finish(pool1d(x, self.pool, self.mode))
+        return self.finish(_batch_from(pool1d(x, self.pool, self.mode), x))
 
 
 @register_form("maxpool1d")
@@ -268,7 +274,7 @@ class _Pool2d(Layer):
     def build(self, x, lengths=None, impl=None):
         from ..ops.conv import pool2d
 
-        return self.finish(pool2d(x, self.pool, self.mode))
+        return self.finish(_batch_from(pool2d(x, self.pool, self.mode), x))
 
 
 @register_form("maxpool2d")
@@ -302,7 +308,7 @@ class GlobalPool(Layer):
     def build(self, x, lengths=None, impl=None):
         from ..ops.conv import global_pool
 
-        mask = _mask(x, lengths) if lengths is not None and x.ndim == 3 else None
+        mask = self.real_steps(x, lengths)
         return self.finish(global_pool(x, self.mode, mask=mask))
 
 

@@ -111,7 +111,6 @@ class BatchNorm(_Norm):
     def build_state(self, xs, lengths=None, impl=None, training=False):
         """(outputs, main output, updates): batch statistics and running updates when
         ``training``, the running statistics otherwise."""
-        from ..models.graphbuild import mask_of
         from ..ops.norm import batch_norm_infer, batch_norm_train, running_update
 
         x = xs[0] if len(xs) == 1 else pt.concatenate(xs, axis=-1)
@@ -122,7 +121,7 @@ class BatchNorm(_Norm):
             norm, pre = batch_norm_infer(x, g, b, mean, var, eps=EPSILON)
             outputs, main = self.finish(pre, [("norm", norm)])
             return outputs, main, OrderedDict()
-        mask = mask_of(x, lengths, x.dtype) if lengths is not None and x.ndim == 3 else None
+        mask = self.real_steps(x, lengths)
         norm, pre, batch_mean, batch_var = batch_norm_train(x, g, b, eps=EPSILON, mask=mask)
         m = self.config_options["momentum"]
         updates = OrderedDict(

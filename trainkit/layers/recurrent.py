@@ -135,10 +135,6 @@ class _Recurrent(Layer):
     def main_output(self):
         return f"{self.name}:{'out' if self.config_options['return_sequences'] else 'last'}"
 
-    def out_lengths(self, lengths):
-        return lengths if self.config_options["return_sequences"] else None
-
-    @property
     def bidirectional(self):
         return self.config_options["bidirectional"]
 

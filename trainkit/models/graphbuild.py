@@ -10,6 +10,7 @@ parameters cannot fit in the memory left, before any is allocated.
 
 from collections import OrderedDict
 
+import numpy as np
 import pytensor.tensor as pt
 
 from regularizers.errors import InvalidArgument
@@ -66,11 +67,23 @@ def _count(shape):
     return n
 
 
-def mask_of(var, lengths, dtype):
-    """``(batch, time)`` mask of the real steps of sequence ``var`` (1 real, 0 padding)."""
-    # step numbers without arange, whose length PyTensor's JAX backend cannot trace
-    ones = pt.ones_like(var[:, :, 0] if var.ndim == 3 else var, dtype="int32")
-    return pt.cast(pt.le(pt.cumsum(ones, axis=1), lengths[:, None]), dtype)
+def mask_of(var, lengths, dtype, time=None):
+    """``(batch, time)`` mask of the real steps of sequence ``var`` (1 real, 0 padding).
+
+    With the time length known (``time``, or ``var``'s static shape) the step
+    numbers are a constant; otherwise a cumulative sum of ones (PyTensor's
+    JAX backend cannot trace ``arange`` of a symbolic length).
+    """
+    time = var.type.shape[1] if time is None else time
+    if time is not None:
+        steps = pt.constant(np.arange(1, time + 1, dtype="int32"))[None, :]
+    else:
+        ones = pt.ones_like(var[:, :, 0] if var.ndim == 3 else var, dtype="int32")
+        steps = pt.cumsum(ones, axis=1)
+    mask = pt.cast(pt.le(steps, lengths[:, None]), dtype)
+    # its batch size is var's (an array's shape, which JAX can reshape with), not one
+    # inferred from the arithmetic on lengths
+    return pt.specify_shape(mask, (var.shape[0], time))
 
 
 def input_mask(net):
@@ -104,21 +117,45 @@ def build_outputs(net, time_steps, impl=None, training=False):
     outputs = OrderedDict([(in_out, net.x)])
     values = {in_out: _static(net.x, structure.in_shape, time_steps)}
     lengths_of = {(): net.lengths}
+    masks_of = {}
+    if net.lengths is not None:
+        time = time_steps if time_steps is not None else None
+        masks_of[()] = mask_of(values[in_out], net.lengths, net.dtype, time)
     updates = OrderedDict()
     for layer in net.layers:
         xs = []
         for name in layer.input_names:
             value = values.get(name, outputs[name])
             xs.append(_static(value, structure.shapes[name], time_steps))
-        lengths = lengths_of.get(layer.in_shape.timeline) if layer.in_shape.has_time else None
-        if getattr(layer, "stateful", False):
-            built, _, new = layer.build_state(xs, lengths=lengths, impl=impl, training=training)
-            updates.update(new)
-        else:
-            built, _ = layer.build_from(xs, lengths=lengths, impl=impl)
+        timeline = layer.in_shape.timeline
+        lengths = lengths_of.get(timeline) if layer.in_shape.has_time else None
+        layer.step_mask = masks_of.get(timeline) if lengths is not None else None
+        try:
+            if getattr(layer, "stateful", False):
+                built, main, new = layer.build_state(
+                    xs, lengths=lengths, impl=impl, training=training
+                )
+                updates.update(new)
+            else:
+                built, main = layer.build_from(xs, lengths=lengths, impl=impl)
+        finally:
+            layer.step_mask = None
         outputs.update(built)
-        if layer.out_shape.has_time and net.lengths is not None:
-            lengths_of.setdefault(layer.out_shape.timeline, layer.out_lengths(lengths))
+        out_line = layer.out_shape.timeline if layer.out_shape.has_time else None
+        if net.lengths is not None and out_line is not None and out_line not in masks_of:
+            # a strided layer: the real output steps are those whose window ends on a
+            # real input step, a slice of the input's mask (no arithmetic on lengths)
+            mask = masks_of[timeline]
+            for step in out_line[len(timeline) :]:
+                what, *args = step
+                if what == "conv":
+                    kernel, stride, dilation = args
+                    mask = mask[:, dilation * (kernel - 1) :: stride]
+                else:
+                    mask = mask[:, args[0] - 1 :: args[0]]
+            mask = mask[:, : main.shape[1]]
+            masks_of[out_line] = mask
+            lengths_of[out_line] = pt.cast(pt.sum(mask, axis=1), "int32")
     out = net.layers[-1]
     outputs.move_to_end(out.main_output)
     masks = OrderedDict()
@@ -126,7 +163,6 @@ def build_outputs(net, time_steps, impl=None, training=False):
         for name, var in outputs.items():
             shape = structure.shapes.get(name)
             if shape is not None and shape.kind == "sequence" and var.ndim == 3:
-                lengths = lengths_of.get(shape.timeline)
-                if lengths is not None:
-                    masks[name] = mask_of(var, lengths, net.dtype)
+                if shape.timeline in masks_of:
+                    masks[name] = masks_of[shape.timeline]
     return outputs, updates, masks
