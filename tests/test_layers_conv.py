@@ -48,7 +48,7 @@ def _padded(rows, T):
     return out
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", ["JAX"])
 def test_conv1d_and_pooling_with_lengths_match_torch(mode, rng):
     net = trainkit.Regressor(
         [
@@ -96,7 +96,7 @@ def test_conv1d_and_pooling_with_lengths_match_torch(mode, rng):
         assert_close(grads[name], grads_expected[name])
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", ["JAX"])  # Numba: test_small_conv_nets_match_torch_on_numba
 def test_global_pooling_over_real_steps_matches_torch(mode, rng):
     net = trainkit.Regressor(
         [
@@ -128,7 +128,7 @@ def test_global_pooling_over_real_steps_matches_torch(mode, rng):
         assert_close(grads[name], grads_expected[name])
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", ["JAX"])
 def test_conv2d_and_pooling_match_torch(mode, rng):
     net = trainkit.Classifier(
         [
@@ -167,6 +167,60 @@ def test_conv2d_and_pooling_match_torch(mode, rng):
 
     expected, grads_expected = torch_grads(forward, values(net), r)
     out, grads = forward_and_grads(net, x, r, mode)
+    assert_close(out, expected)
+    for name in grads_expected:
+        assert_close(grads[name], grads_expected[name])
+
+
+@pytest.mark.numba
+def test_small_conv_nets_match_torch_on_numba(rng):
+    """Numba compiles each op on its own (minutes for the networks above on a cold cache):
+    one small 1-D net with lengths and one 2-D net."""
+    net = trainkit.Regressor(
+        [
+            dict(size=2, lengths=True),
+            dict(form="conv1d", size=3, kernel=3, stride=2, activation="tanh", name="c"),
+            dict(form="avgpool1d", pool=2),
+            dict(form="globalmaxpool"),
+            1,
+        ],
+        dtype="float64",
+    )
+    randomise(net, rng)
+    x = rng.normal(size=(3, 11, 2))
+    lengths = np.array([11, 9, 7])
+    r = rng.normal(size=(3, 1))
+
+    def forward(q):
+        rows = []
+        for i, L in enumerate(lengths):
+            h = torch.tanh(_conv1d(torch.tensor(x[i, :L]), q["c.w"], q["c.b"], stride=2))
+            rows.append(_pool1d(h, 2, "avg").max(0).values @ q["out.w"] + q["out.b"])
+        return torch.stack(rows)
+
+    expected, grads_expected = torch_grads(forward, values(net), r)
+    out, grads = forward_and_grads(net, x, r, "NUMBA", lengths=lengths)
+    assert_close(out, expected)
+    for name in grads_expected:
+        assert_close(grads[name], grads_expected[name])
+
+    net = trainkit.Regressor(
+        [dict(shape=(5, 4, 2)), dict(form="conv2d", size=2, kernel=2, name="c"),
+         dict(form="maxpool2d", pool=2), dict(form="flatten"), 1],
+        dtype="float64",
+    )  # fmt: skip
+    randomise(net, rng)
+    x = rng.normal(size=(2, 5, 4, 2))
+    r = rng.normal(size=(2, 1))
+
+    def forward2(q):
+        h = torch.tensor(x).permute(0, 3, 1, 2)
+        h = torch.relu(F.conv2d(h, q["c.w"].permute(3, 2, 0, 1), q["c.b"]))
+        h = F.max_pool2d(h, 2).permute(0, 2, 3, 1).reshape(2, -1)
+        return h @ q["out.w"] + q["out.b"]
+
+    expected, grads_expected = torch_grads(forward2, values(net), r)
+    out, grads = forward_and_grads(net, x, r, "NUMBA")
     assert_close(out, expected)
     for name in grads_expected:
         assert_close(grads[name], grads_expected[name])

@@ -140,8 +140,7 @@ def test_checkpoint_resume_with_batchnorm_is_bitwise(tmp_path, rng):
                 dict(form="batchnorm", activation="relu"),
                 dict(form="globalavgpool"),
                 2,
-            ],
-            mode="NUMBA",
+            ]
         )
         net.train(
             [x, y], algo="adam", batch_size=16, max_updates=max_updates, seed=3, **QUIET, **kwargs

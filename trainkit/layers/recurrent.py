@@ -135,6 +135,7 @@ class _Recurrent(Layer):
     def main_output(self):
         return f"{self.name}:{'out' if self.config_options['return_sequences'] else 'last'}"
 
+    @property
     def bidirectional(self):
         return self.config_options["bidirectional"]
 
