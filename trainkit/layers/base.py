@@ -1,18 +1,19 @@
-r"""Layers: the layer-list vocabulary, initialisation, and the feed-forward layer.
+r"""The layer base class, the form registry, initialisation, and the feed-forward layer.
 
-A network is described theanets-style as a list: the input size first, then
-one entry per layer, the last being the output layer::
+A network is described theanets-style as a list (see
+:mod:`trainkit.layers.parsing`): the input entry first, then one entry per
+layer, the last being the output layer::
 
     [784, 256, (128, 'tanh'), dict(size=10, activation='softmax')]
 
-An entry is an int (size), a ``(size, activation)`` tuple or a dict with keys
-``size``, ``form`` (``'feedforward'``, ``'rnn'``, ``'lstm'``, ``'gru'``),
-``activation``, ``name`` and, for recurrent forms, ``return_sequences``,
-``impl``, ``bidirectional`` and ``merge`` (:mod:`trainkit.layers.recurrent`).
-The input entry may be a dict ``dict(size=..., name=..., lengths=True)``:
-``lengths=True`` says the data carry per-example sequence lengths.
-Layers are named ``in``, ``hid1``, ``hid2``, ..., ``out`` unless named; each
-output is named ``LAYER:OUTPUT`` and each parameter ``LAYER.PARAM``.
+Every form is a :class:`Layer` subclass registered with :func:`register_form`
+(recurrent forms in :mod:`~trainkit.layers.recurrent`; convolution and
+pooling in :mod:`~trainkit.layers.conv`; normalisation in
+:mod:`~trainkit.layers.normalization`; attention in
+:mod:`~trainkit.layers.attention`; ``add``, ``tied``, ``embedding``,
+``position``, ``flatten`` in :mod:`~trainkit.layers.structure`). Layers are
+named ``in``, ``hid1``, ``hid2``, ..., ``out`` unless named; each output is
+named ``LAYER:OUTPUT`` and each parameter ``LAYER.PARAM``.
 """
 
 from collections import OrderedDict
