@@ -122,6 +122,10 @@ class Tied(Layer):
         return self.finish(x @ w.T + self.p("b"))
 
 
+#: vocabularies up to this size embed by a one-hot product (see ``Embedding.build``)
+ONE_HOT_VOCAB = 4096
+
+
 @register_form("embedding")
 class Embedding(Layer):
     """Rows of ``LAYER.w`` ``(V, D)`` picked by integer token ids."""
@@ -143,7 +147,14 @@ class Embedding(Layer):
     def build(self, x, lengths=None, impl=None):
         # a flat take and a reshape to (x's shape, size): JAX needs a reshape's shape built
         # from shapes and constants, which the rewrite of w[x] does not keep
-        rows = pt.take(self.p("w"), x.flatten(), axis=0)
+        w = self.p("w")
+        vocab = self.in_shape.vocab
+        if vocab <= ONE_HOT_VOCAB:
+            # a one-hot product: its gradient is a product too, where the gradient of a
+            # gather's reshape builds a shape from arithmetic that JAX cannot trace
+            one_hot = pt.eq(x[:, :, None], np.arange(vocab, dtype="int32")[None, None, :])
+            return self.finish(pt.cast(one_hot, w.dtype) @ w)
+        rows = pt.take(w, x.flatten(), axis=0)
         return self.finish(rows.reshape((x.shape[0], x.shape[1], self.size)))
 
 
