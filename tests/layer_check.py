@@ -18,8 +18,12 @@ MODES = ["JAX", pytest.param("NUMBA", marks=pytest.mark.numba)]
 @pytest.fixture(autouse=True)
 def float64():
     """Float64 networks (the references are float64), without the suite's float64 alarm."""
+    import jax
+
+    x64 = jax.config.jax_enable_x64  # float64 training turns JAX's 64-bit mode on for good
     with pytensor.config.change_flags(floatX="float64", warn_float64="ignore"):
         yield
+    jax.config.update("jax_enable_x64", x64)
 
 
 def forward_and_grads(net, x, r, mode, lengths=None, training=False):
