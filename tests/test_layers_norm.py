@@ -155,3 +155,15 @@ def test_checkpoint_resume_with_batchnorm_is_bitwise(tmp_path, rng):
     for name, v in [*whole.params.items(), *whole.state.items()]:
         other = {**resumed.params, **resumed.state}[name].get_value()
         np.testing.assert_array_equal(v.get_value(), other)
+
+
+def test_batchnorm_with_several_processes_is_refused_before_compiling():
+    from trainkit.distributed import Identity
+
+    class TwoRanks(Identity):  # looks like one of two processes; never communicates here
+        size = 2
+
+    net = trainkit.Regressor([3, dict(form="batchnorm"), 1])
+    data = [np.ones((4, 3), "float32"), np.ones((4, 1), "float32")]
+    with pytest.raises(ValueError, match=r"^data_parallel: batchnorm layers with several"):
+        net.train(data, data_parallel=TwoRanks(), **QUIET)
