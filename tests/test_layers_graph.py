@@ -243,3 +243,13 @@ def test_a_model_too_large_for_memory_is_one_line_before_allocating():
     with pytest.raises(ValueError, match=r"^layers: the parameters would take [\d.]+ [GT]B") as e:
         trainkit.Regressor([4, 10**12, 2])
     assert "\n" not in str(e.value)
+
+
+def test_training_that_cannot_fit_is_refused_in_one_line(monkeypatch):
+    from trainkit.models import graphbuild
+
+    net = trainkit.Regressor([4, 100, 2])  # 702 float32 parameters: 2,808 bytes
+    monkeypatch.setattr(graphbuild, "available_memory", lambda: 20_000)
+    data = [np.ones((4, 4)), np.ones((4, 2))]
+    with pytest.raises(ValueError, match=r"^layers: training would need about 28.1 kB \(10 times"):
+        net.train(data, max_updates=1, progress=False, log=False)
