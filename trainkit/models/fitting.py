@@ -18,6 +18,7 @@ from ..backend import is_jax
 from ..training.lr_finder import find_learning_rate
 from ..training.trainer import Trainer
 from . import io
+from .graphbuild import check_memory
 
 __all__ = ["Fitting"]
 
@@ -117,14 +118,23 @@ class Fitting:
             impl = "scan"
             if is_jax(mode):
                 mode = kwargs["mode"] = self._second_order_mode(mode)
+        check_memory(self.structure, self.dtype, training=True)
+        for data, argument in ((train, "train"), (valid, "valid")):
+            if self.is_sequence and isinstance(data, list) and data and np.ndim(data[0]) >= 2:
+                self.structure.check_time(int(np.shape(data[0])[1]), argument)
         time_steps = None
-        if self.is_recurrent and is_jax(mode) and any(layer.uses_scan() for layer in self.layers):
+        if (
+            self.is_sequence
+            and is_jax(mode)
+            and any(layer.needs_static_time(impl) for layer in self.layers)
+        ):
             if not isinstance(train, list):
                 raise ValueError(
                     "train: mode='JAX' with recurrent layers needs array data, whose sequence "
-                    "length fixes the scan length"
+                    "length fixes the scan length (as it does for convolution, pooling, "
+                    "attention and learned positions)"
                 )
-            time_steps = self.static_time(mode, train[0])
+            time_steps = self.static_time(mode, train[0], impl)
         task = self.task(weighted=weighted, time_steps=time_steps, impl=impl, class_weight=cw)
         kwargs.setdefault("mode", self.mode)
         trainer = Trainer(
@@ -143,6 +153,13 @@ class Fitting:
         trainer.model_params = {"model": type(self).__name__, **self.config()}
         # how keep_best writes a model file (trainkit.training.best_models)
         trainer.save_model = partial(io.save, self)
+        if trainer.parallel and self.state:
+            raise InvalidArgument(
+                "data_parallel",
+                "batchnorm layers with several processes would need the global batch's "
+                "statistics, which trainkit does not all-reduce yet; use one process or "
+                "layernorm",
+            )
         self.trainer = trainer
         return trainer, train, valid
 
