@@ -5,7 +5,9 @@ import tomllib
 import pytest
 
 from trainkit.cli import config
-from trainkit.cli.config import ConfigError, dumps, load, load_text, parse_override
+from trainkit.cli.config import load, load_text, parse_override
+from trainkit.cli.errors import ConfigError
+from trainkit.cli.toml import dumps
 
 MODEL = '[model]\nkind = "Classifier"\nlayers = [4, {size = 3, form = "rnn"}, 2]\n'
 

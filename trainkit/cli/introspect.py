@@ -13,7 +13,7 @@ from regularizers.base import Regularizer
 from .. import optimizers
 from ..models.summary import model_info, model_text, table  # noqa: F401  (describe)
 from ..training import options
-from . import config
+from . import configcheck
 
 __all__ = ["HOOKS", "explain_info", "explain_text", "value_text"]
 
@@ -56,7 +56,9 @@ def explain_info(cfg, net):
     opts = {
         k: v
         for k, v in cfg.training_kwargs().items()
-        if k in options.OPTIONS and k not in config.CLI_OPTIONS and v != options.OPTIONS[k].default
+        if k in options.OPTIONS
+        and k not in configcheck.CLI_OPTIONS
+        and v != options.OPTIONS[k].default
     }
     entries = []
     for reg in regs:
