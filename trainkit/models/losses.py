@@ -13,7 +13,7 @@ layer's pre-activation and output, the targets and the weights (or None).
 import numpy as np
 import pytensor.tensor as pt
 
-from regularizers.errors import unknown
+from regularizers.registries import Registry
 
 __all__ = ["get", "names", "mse", "mae", "xent", "binary_xent"]
 
@@ -68,18 +68,18 @@ def binary_xent(pre, out, target, weights=None):
     return _weighted_mean(pt.mean(pt.softplus(pre) - target * pre, axis=-1), weights)
 
 
-_LOSSES = {f.__name__: f for f in (mse, mae, xent, binary_xent)}
+_LOSSES = Registry("loss", "loss")
+for _f in (mse, mae, xent, binary_xent):
+    _LOSSES.add(_f.__name__, _f)
 #: the output activation a loss requires, if any
 REQUIRED_ACTIVATION = {"xent": "softmax", "binary_xent": "sigmoid"}
 
 
 def names():
     """Sorted loss names."""
-    return sorted(_LOSSES)
+    return _LOSSES.names()
 
 
 def get(name):
     """The loss function called ``name``."""
-    if name not in _LOSSES:
-        raise ValueError(unknown("loss", name, names(), kind="loss"))
-    return _LOSSES[name]
+    return _LOSSES.lookup(name)

@@ -36,7 +36,7 @@ from .fitting import Fitting
 from .prediction import Prediction
 from .task import Task
 
-__all__ = ["Network", "Task"]
+__all__ = ["Network"]
 
 
 class Network(Fitting, Prediction):
