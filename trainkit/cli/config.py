@@ -43,7 +43,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from regularizers.errors import ArgumentError, closest_hint, unknown
+from regularizers.errors import ArgumentError, closest_hint
 
 from ..training import options
 from .configcheck import (
@@ -56,43 +56,18 @@ from .configcheck import (
     check_tables,
 )
 from .errors import ConfigError
+from .shipped import example_path
 
 __all__ = [
     "Config",
-    "EXAMPLES_DIR",
-    "examples",
-    "example_path",
     "load",
     "load_text",
     "parse_override",
     "backend",
 ]
 
-EXAMPLES_DIR = Path(__file__).parent / "examples"
 
-
-# -- examples -------------------------------------------------------------------
-
-
-def examples():
-    """Shipped example configs: ``{name: (path, one-line description)}``, by name."""
-    found = {}
-    for path in sorted(EXAMPLES_DIR.glob("*.toml")):
-        lines = path.read_text(encoding="utf-8").splitlines()
-        first = next((ln.lstrip("# ").strip() for ln in lines if ln.startswith("#")), "")
-        found[path.stem] = (path, first)
-    return found
-
-
-def example_path(name):
-    """The path of the shipped example ``name``; ConfigError naming the closest."""
-    shipped = examples()
-    if name not in shipped:
-        raise ConfigError(unknown("--example", name, shipped, kind="example"))
-    return shipped[name][0]
-
-
-# -- TOML out ---------------------------------------------------------------------
+# -- --set KEY=VALUE ---------------------------------------------------------------
 
 
 def parse_override(text):

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from ..training.assembly import DEFAULT_LEARNING_RATE
-from . import config, configcheck, introspect
+from . import config, configcheck, introspect, shipped
 from .configinput import load_config
 from .errors import UserError, handle_errors
 from .introspect import value_text
@@ -106,7 +106,7 @@ def list_(what):
             blocks.append(lines)
     if "examples" in parts:
         lines = ["examples  (trainkit train --example NAME)"]
-        for name, (path, description) in config.examples().items():
+        for name, (path, description) in shipped.examples().items():
             lines.append(f"  {name:<10} {description}")
             lines.append(f"  {'':<10} {path}")
         blocks.append(lines)
