@@ -1,4 +1,4 @@
-"""The ``trainkit`` command: train, list, describe, explain, predict, plot.
+"""The ``trainkit`` command group, ``predict`` and ``plot``, and where every command is added.
 
 ::
 
