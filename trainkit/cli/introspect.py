@@ -1,8 +1,9 @@
-"""What ``trainkit describe`` and ``trainkit explain`` report, as data and as text.
+"""What ``trainkit explain`` reports, as data and as text.
 
-Nothing here compiles: both read a built network's graph (names, shapes, hidden
-and recurrent marks) and, for ``explain``, what each regularizer of a config
-selects and which hook it uses.
+Nothing here compiles: it reads a built network's graph and what each
+regularizer of a config selects and which hook it uses. (What ``trainkit
+describe`` reports, the layers, parameters and outputs, is
+:mod:`trainkit.models.summary`'s.)
 """
 
 import inspect
@@ -11,7 +12,7 @@ import json
 from regularizers.base import Regularizer
 
 from .. import optimizers
-from ..models.summary import model_info, model_text, table  # noqa: F401  (describe)
+from ..models.summary import table
 from ..training import options
 from . import configcheck
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from ..models.summary import model_info, model_text
 from ..training.assembly import DEFAULT_LEARNING_RATE
 from . import config, configcheck, introspect, shipped
 from .configinput import load_config
@@ -155,8 +156,8 @@ def describe(target, example, overrides, as_json):
     match: parameters LAYER.PARAM (hid1.w), outputs LAYER:OUTPUT (hid1:out).
     """
     net, _ = _network_from(target, example, overrides)
-    info = introspect.model_info(net)
-    click.echo(json.dumps(info, indent=2) if as_json else introspect.model_text(info))
+    info = model_info(net)
+    click.echo(json.dumps(info, indent=2) if as_json else model_text(info))
 
 
 # -- explain ------------------------------------------------------------------------
