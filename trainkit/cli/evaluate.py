@@ -15,6 +15,7 @@ ones (``state/...``); a note on stderr says which.
 """
 
 import json
+import tomllib
 from pathlib import Path
 
 import click
@@ -25,9 +26,10 @@ from regularizers.errors import InvalidArgument
 from .. import archive
 from ..models.metrics import evaluate_arrays
 from ..training.checkpoints import FORMAT as CHECKPOINT_FORMAT
-from . import config, files
+from . import arrayfiles, config, files
+from .errors import handle_errors
 
-__all__ = ["make_command", "open_model", "read_labelled"]
+__all__ = ["evaluate", "open_model", "read_labelled", "run_mode"]
 
 
 def _from_checkpoint(path, meta, specs, mode):
@@ -90,6 +92,17 @@ def open_model(target, mode=None):
     return net
 
 
+def run_mode(model_path):
+    """The [model] mode of the run a model file belongs to (its config.toml), if any."""
+    path = Path(model_path)
+    found = path / "config.toml" if path.is_dir() else path.parent / "config.toml"
+    try:
+        mode = tomllib.loads(found.read_text(encoding="utf-8"))["model"]["mode"]
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, KeyError, TypeError):
+        return None
+    return mode if isinstance(mode, str) and mode.lower() != "none" else None
+
+
 def _names(value):
     """A CSV column spelling: ``a`` (one column) or ``a,b`` (several)."""
     if value is None or "," not in value:
@@ -114,7 +127,7 @@ def read_labelled(net, data_path, array=None, columns=None, y=None, weights=None
         names = {"x": array or "x", "weights": weights}
         if not autoencoder:
             names["y"] = y or "y"
-    found = files.read_file(data_path, names)
+    found = arrayfiles.read_file(data_path, names)
     x = files.fit_input(found["x"], net.n_in, net.structure.in_shape, where=data_path)
     target = found.get("y")
     if kind == "Regressor" and target is not None and target.ndim == 1:
@@ -122,57 +135,49 @@ def read_labelled(net, data_path, array=None, columns=None, y=None, weights=None
     return x, target, found.get("weights")
 
 
-def make_command(handle_errors):
-    """The ``evaluate`` click command, its errors handled by ``handle_errors``."""
+@click.command()
+@click.argument("model_path", metavar="MODEL")
+@click.argument("data_path", metavar="DATA")
+@click.option("--array", metavar="NAME", help="The input array of an .npz file (default x).")
+@click.option(
+    "--columns", metavar="A,B,...", help="Input columns of a CSV file (default: the rest)."
+)
+@click.option(
+    "--y",
+    "targets",
+    metavar="NAME",
+    help="Targets: an .npz array (default y) or CSV column(s).",
+)
+@click.option("--weights", metavar="NAME", help="Sample weights: an .npz array or CSV column.")
+@click.option("--batch-size", default=1024, show_default=True, help="Examples per call.")
+@click.option("--mode", metavar="MODE", help="PyTensor mode (default: the run's [model] mode).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead.")
+@handle_errors
+def evaluate(model_path, data_path, array, columns, targets, weights, batch_size, mode, as_json):
+    """Loss and metrics of a saved model on held-out data, one line per metric.
 
-    @click.command()
-    @click.argument("model_path", metavar="MODEL")
-    @click.argument("data_path", metavar="DATA")
-    @click.option("--array", metavar="NAME", help="The input array of an .npz file (default x).")
-    @click.option(
-        "--columns", metavar="A,B,...", help="Input columns of a CSV file (default: the rest)."
-    )
-    @click.option(
-        "--y",
-        "targets",
-        metavar="NAME",
-        help="Targets: an .npz array (default y) or CSV column(s).",
-    )
-    @click.option("--weights", metavar="NAME", help="Sample weights: an .npz array or CSV column.")
-    @click.option("--batch-size", default=1024, show_default=True, help="Examples per call.")
-    @click.option("--mode", metavar="MODE", help="PyTensor mode (default: the run's [model] mode).")
-    @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead.")
-    @handle_errors
-    def evaluate(
-        model_path, data_path, array, columns, targets, weights, batch_size, mode, as_json
-    ):
-        """Loss and metrics of a saved model on held-out data, one line per metric.
+    MODEL is a model.npz, a run directory or the checkpoint.npz of an
+    interrupted run. DATA is .npz (arrays x and y, or --array/--y) or
+    .csv with a header row (--y names the target column(s), --columns
+    the inputs). Metrics: loss and acc (Classifier); loss, mse, mae and
+    r2 (Regressor, Autoencoder).
+    """
 
-        MODEL is a model.npz, a run directory or the checkpoint.npz of an
-        interrupted run. DATA is .npz (arrays x and y, or --array/--y) or
-        .csv with a header row (--y names the target column(s), --columns
-        the inputs). Metrics: loss and acc (Classifier); loss, mse, mae and
-        r2 (Regressor, Autoencoder).
-        """
-        from .commands import _run_mode
-
-        if batch_size < 1:
-            raise InvalidArgument(
-                "--batch-size", f"must be a positive int, got {batch_size}", batch_size
-            )
-        if mode is None:
-            mode = _run_mode(model_path)
-        with config.backend(mode):
-            net = open_model(model_path, mode)
-            x, y, w = read_labelled(net, data_path, array, columns, targets, weights)
-            try:
-                metrics = evaluate_arrays(net, x, y, w, batch_size=batch_size)
-            except ValueError as error:
-                raise ValueError(f"{data_path}: {' '.join(str(error).split())}") from None
-        if as_json:
-            click.echo(json.dumps(metrics))
-        else:
-            for name, value in metrics.items():
-                click.echo(f"{name:<5} {np.format_float_positional(value, 6, fractional=False)}")
-
-    return evaluate
+    if batch_size < 1:
+        raise InvalidArgument(
+            "--batch-size", f"must be a positive int, got {batch_size}", batch_size
+        )
+    if mode is None:
+        mode = run_mode(model_path)
+    with config.backend(mode):
+        net = open_model(model_path, mode)
+        x, y, w = read_labelled(net, data_path, array, columns, targets, weights)
+        try:
+            metrics = evaluate_arrays(net, x, y, w, batch_size=batch_size)
+        except ValueError as error:
+            raise ValueError(f"{data_path}: {' '.join(str(error).split())}") from None
+    if as_json:
+        click.echo(json.dumps(metrics))
+    else:
+        for name, value in metrics.items():
+            click.echo(f"{name:<5} {np.format_float_positional(value, 6, fractional=False)}")

@@ -37,7 +37,7 @@ from .graphbuild import build_outputs, check_memory, input_mask
 from .prediction import Prediction
 from .task import Task
 
-__all__ = ["Network", "Task"]
+__all__ = ["Network"]
 
 
 class Network(Fitting, Prediction):

@@ -42,7 +42,8 @@ import numbers
 import operator
 from collections.abc import Mapping
 
-from regularizers.errors import InvalidArgument, UnknownArgument, closest_hint, listing, unknown
+from regularizers.errors import InvalidArgument, UnknownArgument, closest_hint, listing
+from regularizers.registries import Registry
 
 __all__ = [
     "Constant",
@@ -57,7 +58,7 @@ __all__ = [
     "register",
 ]
 
-_SCHEDULES = {}
+_SCHEDULES = Registry("schedule", "lr_schedule")
 _COMMON = ("learning_rate", "warmup")
 
 
@@ -67,10 +68,8 @@ def register(name):
     def decorate(cls):
         if not (isinstance(cls, type) and issubclass(cls, Schedule)):
             raise TypeError(f"register({name!r}): {cls!r} is not a Schedule subclass")
-        if name in _SCHEDULES:
-            raise ValueError(f"register: schedule {name!r} is already registered")
+        _SCHEDULES.add(name, cls)
         cls.name = name
-        _SCHEDULES[name] = cls
         return cls
 
     return decorate
@@ -78,16 +77,11 @@ def register(name):
 
 def names():
     """Sorted names of the registered schedules."""
-    return sorted(_SCHEDULES)
+    return _SCHEDULES.names()
 
 
 def _lookup(name, argument):
-    try:
-        return _SCHEDULES[name]
-    except (KeyError, TypeError):
-        raise InvalidArgument(
-            argument, unknown(argument, name, names(), kind="schedule")[len(argument) + 2 :], name
-        ) from None
+    return _SCHEDULES.lookup(name, argument)
 
 
 def _arguments(cls):
