@@ -10,7 +10,7 @@ turns any accidental float64 variable into an error.
 
 import os
 
-TEST_FLAGS = "mode=FAST_COMPILE,floatX=float32,warn_float64=raise,cxx="
+TEST_FLAGS = "floatX=float32,warn_float64=raise,cxx="
 # flags already in the environment come after ours, so they win where they overlap
 # (e.g. mode=NUMBA to run the whole suite on the default backend) and add to the rest
 os.environ["PYTENSOR_FLAGS"] = ",".join(
