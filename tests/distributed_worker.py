@@ -53,6 +53,12 @@ class Record:
 
     def on_start(self, trainer):
         self.trainer = trainer
+        # the state training starts from (after a resume): written as start/<name>
+        self.start = {
+            f"start/{name}": np.array(var.get_value())
+            for name, var in trainer.state_variables.items()
+            if not hasattr(var.get_value(), "bit_generator")
+        }
 
     def on_update(self, trainer):
         if self.rank == self.sigterm_rank and trainer.step == self.sigterm_step:
@@ -117,6 +123,8 @@ def main(config_path, out):
             generators[name] = value.bit_generator.state
         else:
             state[name] = np.asarray(value)
+    if config.get("record_start"):
+        state.update(record.start)
     np.savez(os.path.join(out, f"rank{rank}.npz"), **state)
     report = {
         "pid": os.getpid(),
