@@ -186,3 +186,16 @@ def test_a_classifier_with_a_batch_of_at_least_128_trains_the_same_on_jax(shape)
     ref = sgd_run(make, [x, labels], "FAST_COMPILE", **options)
     jax = sgd_run(make, [x, labels], "JAX", **options)
     assert_params_close(jax, ref)
+
+
+def test_the_weighted_split_step_equals_the_one_function_step_on_padded_sequences():
+    """The data-parallel step's maths on one process: two half batches accumulated, each
+    weighted by its sum of real-step weights, make the update of the whole batch."""
+    x, y, lengths, weights = data(5, n=16)
+
+    def make():
+        return trainkit.Regressor(layers("gru"), seed=2)
+
+    one = sgd_run(make, [x, y, lengths, weights], None, batch_size=8, max_updates=2)
+    split = sgd_run(make, [x, y, lengths, weights], None, batch_size=4, accumulate=2, max_updates=2)
+    assert_params_close(split, one, rtol=1e-5)
