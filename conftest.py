@@ -51,6 +51,17 @@ FAST_COMPILE_MODULES = {
     "test_regularizers_penalties.py",
     "test_regularizers_stochastic.py",
 }
+#: single tests elsewhere that compile raw graphs of the fused ops in float64 against a
+#: scan or PyTorch reference (Numba also warns there that it cannot cache the op's
+#: kernel, an error under filterwarnings=error)
+FAST_COMPILE_TESTS = (
+    "tests/test_recurrent_layers.py::test_fused_and_scan_layers_agree",
+    "tests/test_recurrent_layers.py::test_bidirectional_names_sizes_and_marks",
+    "tests/test_recurrent_layers.py::test_padding_is_invisible",
+    "tests/test_recurrent_layers.py::test_graph_masks_reach_penalties",
+    "tests/test_ops_backends.py::test_lstm_matches_torch",
+    "tests/test_trainer_schedules.py::test_schedules_set_the_rate_of_each_update_without_recompiling",
+)
 #: docstring examples that compile raw graphs the same way (files or folders)
 FAST_COMPILE_DOCTESTS = (
     "regularizers",
@@ -65,8 +76,10 @@ def pytest_collection_modifyitems(config, items):
         path = Path(str(item.path)).resolve()
         relative = path.relative_to(ROOT).as_posix() if path.is_relative_to(ROOT) else ""
         doctest = type(item).__name__ == "DoctestItem"
-        if (not doctest and path.name in FAST_COMPILE_MODULES) or (
-            doctest and relative.startswith(FAST_COMPILE_DOCTESTS)
+        if (
+            (not doctest and path.name in FAST_COMPILE_MODULES)
+            or (doctest and relative.startswith(FAST_COMPILE_DOCTESTS))
+            or item.nodeid.startswith(FAST_COMPILE_TESTS)
         ):
             if item.get_closest_marker("numba") is None:
                 item.add_marker(pytest.mark.fast_compile)
