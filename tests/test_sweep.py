@@ -10,19 +10,18 @@ import tomllib
 from pathlib import Path
 
 import numpy as np
+import optuna  # a test dependency (the test extra): never skipped silently
 import pytest
 from click.testing import CliRunner
 
-optuna = pytest.importorskip("optuna", reason="the sweep extra (pip install 'trainkit[sweep]')")
-
-import trainkit  # noqa: E402
-from trainkit import tuning  # noqa: E402
-from trainkit.cli import commands as cli  # noqa: E402
-from trainkit.cli import config  # noqa: E402
-from trainkit.cli import sweep as sweeping  # noqa: E402
-from trainkit.cli.errors import ConfigError  # noqa: E402
-from trainkit.cli.sweep.spec import parse_text  # noqa: E402
-from trainkit.cli.sweep.storage import open_storage  # noqa: E402
+import trainkit
+from trainkit import tuning
+from trainkit.cli import commands as cli
+from trainkit.cli import config
+from trainkit.cli import sweep as sweeping
+from trainkit.cli.errors import ConfigError
+from trainkit.cli.sweep.spec import parse_text
+from trainkit.cli.sweep.storage import open_storage
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -33,7 +33,7 @@ from .. import __version__
 from ..training.threads import limit_threads
 from . import arrayfiles, config, files, plotting
 from .errors import UserError, handle_errors, one_line
-from .evaluate import evaluate, open_model, run_mode
+from .evaluate import evaluate, lengths_note, open_model, read_lengths, run_mode
 from .lrfind import lr_find
 from .reports import describe, explain, list_
 from .sweep.command import sweep
@@ -110,6 +110,12 @@ def main(argv=None):
 @click.option("--array", metavar="NAME", help="The input array of an .npz file.")
 @click.option("--columns", metavar="A,B,...", help="Input columns of a CSV file (default: all).")
 @click.option("--proba", is_flag=True, help="Class probabilities instead of labels (Classifier).")
+@click.option(
+    "--lengths",
+    metavar="NAME",
+    help="Sequence lengths (models whose input entry has lengths = true): an array of the "
+    ".npz or a column of the CSV.",
+)
 @click.option("--batch-size", default=1024, show_default=True, help="Examples per call.")
 @click.option(
     "--mode",
@@ -118,14 +124,14 @@ def main(argv=None):
     "run's config.toml, else trainkit's default (JAX).",
 )
 @handle_errors
-def predict(model_path, data_path, output, array, columns, proba, batch_size, mode):
+def predict(model_path, data_path, output, array, columns, proba, lengths, batch_size, mode):
     """Predict with a saved model: labels (Classifier), or outputs.
 
     MODEL is a model.npz, a run directory or the checkpoint.npz of an
     interrupted run (its config.toml gives the layers). DATA is .npy (memory-mapped),
     .npz (--array NAME) or .csv with a header row (--columns); a recurrent
-    model reads 2-D rows as time steps of its input size. OUT is .npy or
-    .csv.
+    model reads 2-D rows as time steps of its input size; --lengths names
+    the sequence lengths of a model that takes them. OUT is .npy or .csv.
     """
     if batch_size < 1:
         raise UserError(f"--batch-size: must be a positive int, got {batch_size}")
@@ -137,12 +143,18 @@ def predict(model_path, data_path, output, array, columns, proba, batch_size, mo
         if proba and not classifier:
             raise UserError(f"--proba: {model_path} is a {type(net).__name__}, not a Classifier")
         names = None if columns is None else [c.strip() for c in columns.split(",") if c.strip()]
-        x = arrayfiles.read_input(data_path, array=array, columns=names)
+        note = lengths_note(net, model_path, lengths)
+        if note:
+            click.echo(note, err=True)
+        x, steps = read_lengths(net, model_path, data_path, lengths, array, names)
         x = files.fit_input(x, net.n_in, net.structure.in_shape, where=data_path)
         function = net.predict_proba if proba else net.predict
         try:
             chunks = [
-                function(np.asarray(x[start : start + batch_size], dtype=net.dtype))
+                function(
+                    np.asarray(x[start : start + batch_size], dtype=net.dtype),
+                    None if steps is None else steps[start : start + batch_size],
+                )
                 for start in range(0, len(x), batch_size)
             ]
         except ValueError as error:  # the data do not fit the model

@@ -102,7 +102,7 @@ def lr_find(
         with tempfile.TemporaryDirectory(prefix="trainkit-split-") as scratch:
             try:
                 data = files.load(cfg.data, cfg.kind, scratch)
-                data.train[0] = files.fit_input(data.train[0], net.n_in, net.is_recurrent)
+                data.train[0] = files.fit_input(data.train[0], net.n_in, net.structure.in_shape)
             except DataError as error:
                 raise run.data_error(cfg, error) from error
             try:

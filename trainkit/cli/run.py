@@ -109,9 +109,23 @@ class _Clock:
             self.first = time.monotonic()
 
 
+def _roles(net, arrays):
+    """``(x, y, lengths, weights)`` of data in :func:`files.load`'s order (None: absent)."""
+    x, *rest = arrays
+    y = None if type(net).__name__ == "Autoencoder" else rest.pop(0)
+    lengths = rest.pop(0) if net.lengths is not None and rest else None
+    return x, y, lengths, (rest[0] if rest else None)
+
+
 def _score_line(net, valid, held_out):
-    """``'held-out accuracy 0.9722 (360 examples)'`` for the final model."""
-    score = net.score(*valid)
+    """``'held-out accuracy 0.9722 (360 examples)'`` for the final model.
+
+    The score honours the data's sequence lengths and sample weights, as
+    ``net.score(x, y, weights=..., lengths=...)`` does.
+    """
+    x, y, lengths, weights = _roles(net, valid)
+    targets = [] if y is None else [y]
+    score = net.score(x, *targets, weights=weights, lengths=lengths)
     what = "accuracy" if type(net).__name__ == "Classifier" else "R²"
     where = "held-out" if held_out else "training-data"
     return f"{where} {what} {score:.4f} ({len(valid[0])} examples)", score
@@ -315,7 +329,8 @@ def _train(cfg, net, data, run_dir, resume, began, callbacks, echo, log, communi
         return result
 
     evaluate = data.valid if data.valid is not None else data.train
-    predictions_finite = bool(np.all(np.isfinite(net.predict(evaluate[0]))))
+    x, _, lengths, _ = _roles(net, evaluate)
+    predictions_finite = bool(np.all(np.isfinite(net.predict(x, lengths))))
     if trainer.diverged or not predictions_finite:
         why = reason if trainer.diverged else "the model's predictions are not finite"
         result.files = [f for f in RUN_FILES if (run_dir / f).exists()]

@@ -48,7 +48,7 @@ def check_corner_data(cfg, net, loaded, scratch):
             arrays = [
                 None
                 if part is None
-                else [files.fit_input(part[0], net.n_in, net.is_recurrent)] + list(part[1:])
+                else [files.fit_input(part[0], net.n_in, net.structure.in_shape)] + list(part[1:])
                 for part in (data.train, data.valid)
             ]
         except DataError as error:

@@ -20,6 +20,7 @@ import click
 
 from ...tuning import MetricError, PruningCallback, require_optuna
 from .. import run
+from ..errors import one_line
 from .storage import no_experimental_warnings, open_storage, quiet_optuna
 
 __all__ = ["COUNTED", "Interrupted", "TrialFailed", "counted", "recover", "work", "worker_main"]
@@ -44,11 +45,6 @@ class Interrupted(Exception):
 
 class TrialFailed(Exception):
     """A trial that failed on its config or data: one line, kept in the trial's ``error``."""
-
-
-def _one_line(error):
-    text = str(error) or type(error).__name__
-    return " ".join(text.split())
 
 
 class _Signals:
@@ -138,7 +134,7 @@ class _Objective:
             trial.set_user_attr("interrupted", "SIGINT")
             raise Interrupted("SIGINT") from None
         except (ValueError, TypeError, LookupError, OSError, FloatingPointError) as error:
-            line = _one_line(error)
+            line = one_line(error)
             self.echo(f"{label} failed: {line}")
             trial.set_user_attr("error", line)
             raise TrialFailed(line) from None
