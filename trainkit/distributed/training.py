@@ -106,13 +106,15 @@ def _agree_on_stop(trainer, stop, signals):
     names = [n for n, count in zip(FLAGS[2:], signals, strict=True) if count > 0]
     if names:
         mine = trainer.interrupted
-        trainer._interrupted_agreed = mine or (names[0] if names[0] != "other_signal" else "signal")
+        trainer.progress.agreed_interruption = mine or (
+            names[0] if names[0] != "other_signal" else "signal"
+        )
         if trainer.interrupted is None:
-            trainer.interrupted = trainer._interrupted_agreed
-    reason = trainer._stop_request or "stop requested on another process"
-    if trainer._stop_request is None and names:
-        reason = f"interrupted by {trainer._interrupted_agreed} on another process"
-    trainer._end(reason)
+            trainer.interrupted = trainer.progress.agreed_interruption
+    reason = trainer.progress.stop_request or "stop requested on another process"
+    if trainer.progress.stop_request is None and names:
+        reason = f"interrupted by {trainer.progress.agreed_interruption} on another process"
+    trainer.progress.end(reason)
 
 
 def update(trainer):
@@ -144,7 +146,7 @@ def update(trainer):
                 if finite:
                     step.restore(saved)
                 try:
-                    trainer._non_finite(epoch, index)
+                    trainer.non_finite(epoch, index)
                 except FloatingPointError:
                     step.clear()
                     raise
@@ -158,7 +160,11 @@ def update(trainer):
                 sums += weight * values
         if dataset.epoch > epoch0 or dataset.exhausted or trainer.stop_reason:
             break  # an update never spans an epoch boundary
-    flags = [float(local_bad), float(trainer._stop_request is not None), *_signal_flags(trainer)]
+    flags = [
+        float(local_bad),
+        float(trainer.progress.stop_request is not None),
+        *_signal_flags(trainer),
+    ]
     reduced = step.reduce(np.concatenate([sums, flags]))
     sums, (bad, stop, *signals) = reduced[:n_values], reduced[n_values:]
     _agree_on_stop(trainer, stop, signals)
@@ -166,15 +172,15 @@ def update(trainer):
     if o.accumulate == 1:
         if bad > 0:
             step.clear()
-            trainer._non_finite(epoch, index)
+            trainer.non_finite(epoch, index)
         else:
             count = 1
     if count:  # as with one process, a zero total weight makes apply report non-finite
         finite, extras = step.apply()
         if finite:
-            trainer._record(np.concatenate([sums / total, extras]))
+            trainer.record(np.concatenate([sums / total, extras]))
         else:
-            trainer._non_finite(epoch, index)
+            trainer.non_finite(epoch, index)
     else:
         step.clear()
 

@@ -90,7 +90,7 @@ def non_finite(trainer, epoch, index):
         )
     trainer.skipped += 1
     if policy == "stop":
-        trainer._end(f"non-finite loss or gradient at {where} (nan_policy='stop')")
+        trainer.progress.end(f"non-finite loss or gradient at {where} (nan_policy='stop')")
 
 
 def judge(trainer):
@@ -110,10 +110,10 @@ def judge(trainer):
 
 def save_final(trainer):
     """Save the state training ends with, unless the last checkpoint already holds it."""
-    if trainer.checkpointer is not None and not trainer._final_saved:
+    if trainer.checkpointer is not None and not trainer.progress.final_saved:
         if trainer.checkpointer.saved_step != trainer.step:
             trainer.checkpointer.save(trainer)
-        trainer._final_saved = True
+        trainer.progress.final_saved = True
 
 
 def restore_best(trainer):

@@ -63,7 +63,6 @@ from an :func:`~trainkit.training.assembly.assemble`-d graph and drives them:
   (:mod:`trainkit.training.callbacks`) that hook in from outside the loop.
 """
 
-import math
 import time
 from collections import OrderedDict
 
@@ -78,6 +77,7 @@ from . import checkpoints, ema, ending, metric_names, monitors, state, updates
 from .assembly import assemble, floatx_of
 from .early_stopping import EarlyStopping
 from .preparation import compile_functions, prepare_run
+from .progress import Progress
 from .rates import LearningRate
 from .spec import parse
 from .threads import limit_threads
@@ -85,6 +85,15 @@ from .updates import MetricWindow
 from .validation import validate
 
 __all__ = ["Trainer"]
+
+
+def _progress(name):
+    """A trainer attribute that is the run's :class:`Progress` attribute ``name``."""
+    return property(
+        lambda self: getattr(self.progress, name),
+        lambda self, value: setattr(self.progress, name, value),
+        doc=f"The run's ``{name}`` (:class:`~trainkit.training.progress.Progress`).",
+    )
 
 
 class Trainer:
@@ -207,31 +216,62 @@ class Trainer:
         self.checkpointer = None
         self.loggers = []  # the loggers of the last run (trainkit.training.loggers)
         self.early_stopping = EarlyStopping(self.options.patience, self.options.min_improvement)
+        #: the run's counters, its ending and its interruption
+        self.progress = Progress()
+        #: the training metrics summed since the last validation
+        self.window = MetricWindow()
         self.reset()
 
     # -- state -------------------------------------------------------------------
 
     def reset(self):
         """Forget progress: counters, early stopping, metric window."""
-        self.step = 0
-        self.skipped = 0
+        self.progress.reset()
         self.early_stopping.reset()
-        self.restored_step = None
-        self.best_metrics = None
-        self.validated_at = None
-        self.last_loss = math.nan
-        self.last_valid = None
-        self.stop_reason = None
-        self.diverged = False
-        self.elapsed = 0.0
+        self.window.clear()
         self.dataset = None
-        self.window = MetricWindow()
-        #: the signal that interrupted training ('SIGINT', 'SIGTERM'), or None
-        self.interrupted = None
-        # data parallel: a stop asked for on this process, until all agree on it
-        self._stop_request = None
-        self._interrupted_agreed = None
-        self._final_saved = False
+
+    def parts(self):
+        """The parts of a run a checkpoint holds, by name: each gives its state with
+        ``state()`` and takes it back with ``set_state(state)``."""
+        parts = OrderedDict(
+            progress=self.progress,
+            early_stopping=self.early_stopping,
+            window=self.window,
+            dataset=self.dataset,
+        )
+        if self.schedule is not None:
+            parts["schedule"] = self.schedule
+        return parts
+
+    def state(self):
+        """Every part's state, by part name (JSON-ready; the variables are arrays apart)."""
+        return OrderedDict((name, part.state()) for name, part in self.parts().items())
+
+    def set_state(self, states, best_params=None):
+        """Continue from :meth:`state` (``best_params``: early stopping's best parameters).
+
+        A part missing from ``states``, or whose state is None, is left as it is.
+        """
+        for name, part in self.parts().items():
+            if name == "early_stopping" and name in states:
+                part.set_state(states[name], best_params)
+            elif states.get(name) is not None:
+                part.set_state(states[name])
+
+    # the run's counters and ending, by the names callbacks and the command line read
+    step = _progress("step")
+    skipped = _progress("skipped")
+    elapsed = _progress("elapsed")
+    validated_at = _progress("validated_at")
+    stop_reason = _progress("stop_reason")
+    diverged = _progress("diverged")
+    best_metrics = _progress("best_metrics")
+    restored_step = _progress("restored_step")
+    last_loss = _progress("last_loss")
+    last_valid = _progress("last_valid")
+    #: the signal that interrupted training ('SIGINT', 'SIGTERM'), or None
+    interrupted = _progress("interrupted")
 
     # early-stopping state, by the names callbacks and the command line read
     improved = property(lambda self: self.early_stopping.improved)
@@ -246,27 +286,22 @@ class Trainer:
         whose all-reduce tells every process, so all stop after the same one.
         """
         if self.parallel:
-            if self._stop_request is None:
-                self._stop_request = str(reason)
-            return
-        self._end(reason)
-
-    def _end(self, reason):
-        """Stop after this update: a decision every process has taken alike."""
-        if self.stop_reason is None:
-            self.stop_reason = str(reason)
+            self.progress.request_stop(reason)
+        else:
+            self.progress.end(reason)
 
     @property
-    def _was_interrupted(self):
+    def was_interrupted(self):
         """The interruption every process agrees on (this one's when alone)."""
-        return self._interrupted_agreed if self.parallel else self.interrupted
+        return self.progress.was_interrupted(self.parallel)
 
     def window_state(self):
         """The training metrics summed since the last validation, and their count."""
-        return self.window.state()
+        state = self.window.state()
+        return state["sums"], state["count"]
 
     def set_window_state(self, window, count):
-        self.window.set_state(window, count)
+        self.window.set_state({"sums": window, "count": count})
 
     # the learning rate: its variable, the rate given, the run's schedule
     lr = property(lambda self: self.rate.variable)
@@ -347,7 +382,7 @@ class Trainer:
                         else self.dataset.epoch > epoch
                     )
                     pair = None
-                    if due or (self.stop_reason and not self._was_interrupted):
+                    if due or (self.stop_reason and not self.was_interrupted):
                         pair = validate(self, valid_ds)
                         self._call(hooks, "on_validation", *pair)
                     self._call(hooks, "on_step_end")
@@ -355,7 +390,7 @@ class Trainer:
                         yield pair
                 ending.judge(self)
                 ending.save_final(self)
-                if self.validated_at != self.step and self.step > 0 and not self._was_interrupted:
+                if self.validated_at != self.step and self.step > 0 and not self.was_interrupted:
                     self.elapsed = time.monotonic() - started
                     pair = validate(self, valid_ds)
                     self._call(hooks, "on_validation", *pair)
@@ -407,10 +442,11 @@ class Trainer:
             updates.update(self)
         self.step += 1
 
-    def _record(self, values):
+    def record(self, values):
+        """Add one update's training metrics to the window (``values[0]``: its loss)."""
         self.window.add(values)
-        self.last_loss = float(values[0])
+        self.progress.last_loss = float(values[0])
 
-    def _non_finite(self, epoch, index):
+    def non_finite(self, epoch, index):
         """Apply ``nan_policy`` to a non-finite update: :func:`ending.non_finite`."""
         ending.non_finite(self, epoch, index)

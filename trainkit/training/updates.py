@@ -45,9 +45,17 @@ class MetricWindow:
         return OrderedDict(zip(names, map(float, self.sums / self.count), strict=True))
 
     def state(self):
-        return (None if self.sums is None else [float(v) for v in self.sums]), self.count
+        """The sums and their count, JSON-ready (what a checkpoint keeps)."""
+        return {
+            "sums": None if self.sums is None else [float(v) for v in self.sums],
+            "count": self.count,
+        }
 
-    def set_state(self, sums, count):
+    def set_state(self, state):
+        """Continue from :meth:`state`; a count that is not a count raises ValueError."""
+        sums, count = state["sums"], state["count"]
+        if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+            raise ValueError(f"window_count is {count!r}, not a count")
         self.sums = None if sums is None else np.asarray(sums, np.float64)
         self.count = count
 
@@ -59,9 +67,9 @@ def update(trainer):
         epoch, index = data.epoch, data.batch_index
         finite, values = step.update(data.next_batch())
         if finite:
-            trainer._record(values)
+            trainer.record(values)
         else:
-            trainer._non_finite(epoch, index)
+            trainer.non_finite(epoch, index)
         return
     epoch0 = data.epoch
     sums, count = None, 0
@@ -70,7 +78,7 @@ def update(trainer):
         try:
             finite, values = step.gradients(data.next_batch())
             if not finite:
-                trainer._non_finite(epoch, index)
+                trainer.non_finite(epoch, index)
         except BaseException:
             step.clear()  # nothing half-accumulated survives an error
             raise
@@ -84,6 +92,6 @@ def update(trainer):
         return
     finite, extras = step.apply()
     if finite:
-        trainer._record(np.concatenate([sums / count, extras]))
+        trainer.record(np.concatenate([sums / count, extras]))
     else:
-        trainer._non_finite(epoch, index)
+        trainer.non_finite(epoch, index)

@@ -88,7 +88,7 @@ def validate(trainer, valid_ds):
     if trainer.early_stopping.improved:
         trainer.best_metrics = (train_metrics, valid_metrics)
     if trainer.early_stopping.reason:
-        trainer._end(trainer.early_stopping.reason)
+        trainer.progress.end(trainer.early_stopping.reason)
     if trainer.schedule is not None:
         trainer.schedule.observe(loss)
     trainer.last_valid = valid_metrics

@@ -1,0 +1,97 @@
+"""How far a run has come, and why it ended: the one owner of a run's counters.
+
+:class:`Progress` holds what the loop counts and decides: ``step`` (updates
+made or skipped), ``skipped`` (updates skipped as non-finite), ``elapsed``
+(seconds of training), ``validated_at`` (the step last validated),
+``stop_reason`` and ``diverged``, ``best_metrics`` (the metrics of the best
+validation), ``restored_step`` (the step whose parameters ``restore_best``
+put back), ``last_loss`` and ``last_valid``, and the interruption: the
+signal that interrupted this process (``interrupted``), a stop asked for
+here and not yet agreed on by every process (``stop_request``), the
+interruption every process agreed on (``agreed_interruption``), and whether
+the final checkpoint was written (``final_saved``).
+
+Like every part of a run that a checkpoint holds (early stopping, the
+metric window, the schedule, the dataset), it gives its state as JSON-ready
+values with :meth:`Progress.state` and takes it back with
+:meth:`Progress.set_state`.
+
+>>> progress = Progress()
+>>> progress.step, progress.skipped = 4, 1
+>>> progress.end("max_updates=4 reached"); progress.end("later reasons are ignored")
+>>> progress.stop_reason
+'max_updates=4 reached'
+>>> again = Progress(); again.set_state(progress.state()); again.step, again.skipped
+(4, 1)
+"""
+
+import math
+from collections import OrderedDict
+
+__all__ = ["Progress"]
+
+
+class Progress:
+    """A run's counters, its ending and its interruption (see the module's notes)."""
+
+    def __init__(self):
+        self.reset()
+
+    def reset(self):
+        """Forget everything: a new run starts at step 0."""
+        self.step = 0
+        self.skipped = 0
+        self.elapsed = 0.0
+        self.validated_at = None
+        self.stop_reason = None
+        self.diverged = False
+        self.best_metrics = None
+        self.restored_step = None
+        self.last_loss = math.nan
+        self.last_valid = None
+        #: the signal that interrupted training ('SIGINT', 'SIGTERM'), or None
+        self.interrupted = None
+        #: data parallel: a stop asked for on this process, until all agree on it
+        self.stop_request = None
+        #: data parallel: the interruption every process agreed on
+        self.agreed_interruption = None
+        self.final_saved = False
+
+    def end(self, reason):
+        """Stop after this update: a decision every process has taken alike."""
+        if self.stop_reason is None:
+            self.stop_reason = str(reason)
+
+    def request_stop(self, reason):
+        """Ask to stop (data parallel): the next update's all-reduce tells every process."""
+        if self.stop_request is None:
+            self.stop_request = str(reason)
+
+    def was_interrupted(self, parallel):
+        """The interruption every process agrees on (this one's when ``parallel`` is false)."""
+        return self.agreed_interruption if parallel else self.interrupted
+
+    def state(self):
+        """What a checkpoint keeps: the counters, the time and the best validation's metrics."""
+        return {
+            "step": self.step,
+            "skipped": self.skipped,
+            "elapsed": self.elapsed,
+            "validated_at": self.validated_at,
+            "best_metrics": None
+            if self.best_metrics is None
+            else [list(m.items()) for m in self.best_metrics],
+        }
+
+    def set_state(self, state):
+        """Continue from :meth:`state`; a count that is not a count raises ValueError."""
+        for key in ("step", "skipped"):
+            value = state[key]
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"{key} is {value!r}, not a count")
+        self.step = state["step"]
+        self.skipped = state["skipped"]
+        self.elapsed = state["elapsed"]
+        self.validated_at = state["validated_at"]
+        best = state.get("best_metrics")
+        self.best_metrics = None if best is None else tuple(OrderedDict(m) for m in best)
