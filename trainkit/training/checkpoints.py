@@ -42,7 +42,7 @@ import numpy as np
 
 from .. import archive
 from .progress import Progress
-from .state import is_rng
+from .state import is_rng, rank_generator
 from .updates import MetricWindow
 
 __all__ = [
@@ -330,8 +330,6 @@ def _apply(trainer, arrays, meta, path):
 
 def _rederived(trainer, var, step, rank):
     """A generator for ``var`` after resuming on another number of processes."""
-    from ..distributed.training import rank_generator
-
     return rank_generator(trainer, var, rank=rank, step=step)
 
 

@@ -18,8 +18,7 @@ onto the assembled graph.
 from collections import OrderedDict
 
 from ..data.split import training_datasets
-from ..distributed import training as distributed_training
-from . import checkpoints, ending, metric_names
+from . import checkpoints, ending, metric_names, parallel
 from .callbacks import default_callbacks
 from .loggers import LoggerHook
 from .step import Step, validation_function
@@ -38,11 +37,11 @@ def prepare_run(trainer, train, valid):
     trainer.rate.for_run(trainer.updates_per_epoch)
     ending.check_limits(o, trainer.dataset)
     if trainer.parallel:
-        distributed_training.broadcast_state(trainer)
+        parallel.broadcast_state(trainer)
     if o.resume is not None:
         checkpoints.apply(trainer, *checkpoints.read(trainer, o.resume), o.resume)
     hooks, trainer.checkpointer = default_callbacks(
-        o if trainer.is_writer else distributed_training.quiet_options(o)
+        o if trainer.is_writer else parallel.quiet_options(o)
     )
     trainer.loggers = [
         log for hook in hooks if isinstance(hook, LoggerHook) for log in hook.loggers
@@ -82,7 +81,7 @@ def compile_functions(trainer):
     train_names = metric_names.reported(step.names, trainer.loss_name)
     valid_function, names = validation_function(
         trainer.graph,
-        trainer._clean_loss,
+        trainer.loss,
         trainer.spec.regularizers,
         trainer.inputs,
         extra,

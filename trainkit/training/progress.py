@@ -28,7 +28,10 @@ values with :meth:`Progress.state` and takes it back with
 import math
 from collections import OrderedDict
 
-__all__ = ["Progress"]
+__all__ = ["SIGNALS", "Progress"]
+
+#: the interruptions an update's all-reduce counts, in the order of :meth:`Progress.signal_flags`
+SIGNALS = ("SIGINT", "SIGTERM", "other_signal")
 
 
 class Progress:
@@ -66,6 +69,38 @@ class Progress:
         """Ask to stop (data parallel): the next update's all-reduce tells every process."""
         if self.stop_request is None:
             self.stop_request = str(reason)
+
+    def signal_flags(self):
+        """This process's interruption as the flags an update's all-reduce sums
+        (:data:`SIGNALS`: SIGINT, SIGTERM, another signal)."""
+        name = self.interrupted
+        return [
+            float(name == "SIGINT"),
+            float(name == "SIGTERM"),
+            float(name is not None and name not in ("SIGINT", "SIGTERM")),
+        ]
+
+    def agree_on_stop(self, stop, signals):
+        """Turn the all-reduced stop requests into the same ``stop_reason`` on every process.
+
+        ``stop`` counts the processes that asked to stop, ``signals`` those
+        interrupted by each of :data:`SIGNALS` (the sums of
+        :meth:`signal_flags`).
+        """
+        if stop <= 0 or self.stop_reason is not None:
+            return
+        names = [n for n, count in zip(SIGNALS, signals, strict=True) if count > 0]
+        if names:
+            mine = self.interrupted
+            self.agreed_interruption = mine or (
+                names[0] if names[0] != "other_signal" else "signal"
+            )
+            if self.interrupted is None:
+                self.interrupted = self.agreed_interruption
+        reason = self.stop_request or "stop requested on another process"
+        if self.stop_request is None and names:
+            reason = f"interrupted by {self.agreed_interruption} on another process"
+        self.end(reason)
 
     def was_interrupted(self, parallel):
         """The interruption every process agrees on (this one's when ``parallel`` is false)."""

@@ -54,16 +54,12 @@ import numpy as np
 import pytensor
 import pytensor.tensor as pt
 from pytensor.graph.replace import clone_replace
-from pytensor.tensor.random.type import RandomGeneratorType
 
 from ..backend import QuietFirstCall, prepare, quiet, resolve
 from .assembly import penalty_terms, total_loss
+from .state import is_rng
 
 __all__ = ["Step", "finite_flag", "validation_function"]
-
-
-def _is_rng(var):
-    return isinstance(var.type, RandomGeneratorType)
 
 
 def finite_flag(loss, gradients):
@@ -165,7 +161,7 @@ class Step:
             # one vector out: reading back one array costs a JAX step far less than six
             outputs = [pt.stack([pt.cast(v, dtype) for v in outputs])]
             updates = OrderedDict(
-                (var, new if _is_rng(var) else pt.switch(flag, new, var))
+                (var, new if is_rng(var) else pt.switch(flag, new, var))
                 for var, new in a.updates.items()
             )
             with quiet():
@@ -265,7 +261,7 @@ class Step:
                 function.maker.expanded_inputs, function.input_storage, strict=True
             ):
                 var, value = entry.variable, cell.storage[0]
-                if _is_rng(var) and isinstance(value, dict) and "jax_state" in value:
+                if is_rng(var) and isinstance(value, dict) and "jax_state" in value:
                     var.set_value(
                         _generator_from_key(value["jax_state"], var.get_value(borrow=True)),
                         borrow=True,

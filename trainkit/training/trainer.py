@@ -52,7 +52,7 @@ from an :func:`~trainkit.training.assembly.assemble`-d graph and drives them:
   restored: parameters stay as the exception left them.
 - Parameters are numpy arrays after training, whatever the backend.
 - Data parallel (``data_parallel='mpi'``, or a ``communicator`` of more
-  than one process; see :mod:`trainkit.distributed.training` and
+  than one process; see :mod:`trainkit.training.parallel` and
   ``docs/distributed.md``): every process runs this loop on the same data,
   computes gradients on its shard of each global batch, and applies the
   same all-reduced update; every decision (non-finite, stop requests, early
@@ -72,7 +72,6 @@ from pytensor.graph.basic import Variable
 import regularizers
 
 from .. import distributed
-from ..distributed import training as distributed_training
 from . import checkpoints, ema, ending, metric_names, monitors, state, updates
 from .assembly import assemble, floatx_of
 from .early_stopping import EarlyStopping
@@ -182,7 +181,8 @@ class Trainer:
         self.options = spec.options
         self.algo = spec.algo
         self.graph, self.inputs, self.specs = graph, list(inputs), specs
-        self._clean_loss = loss
+        #: the base loss on the clean graph (what validation reports, penalties added)
+        self.loss = loss
         self.givens = dict(givens or {})
         self.batch_weight = batch_weight
         self.loss_name = loss_name
@@ -212,7 +212,9 @@ class Trainer:
         self.monitors = monitors.build(self.options.monitors, graph)
         metric_names.check(self)
         state.seed_generators(self)
-        self._step = self._valid_fn = None
+        #: the compiled step (:class:`~trainkit.training.step.Step`) and validation
+        #: function; None until compiled
+        self.compiled = self.validation_function = None
         self.checkpointer = None
         self.loggers = []  # the loggers of the last run (trainkit.training.loggers)
         self.early_stopping = EarlyStopping(self.options.patience, self.options.min_improvement)
@@ -331,8 +333,20 @@ class Trainer:
 
     # -- compiling ---------------------------------------------------------------
 
+    def compile(self):
+        """Compile the step and the validation function, unless they are compiled."""
+        if self.compiled is None:
+            with floatx_of(self.graph.params.values()):
+                self._compile()
+
+    def uncompile(self):
+        """Drop the compiled functions: the next run compiles again."""
+        self.compiled = self.validation_function = None
+
     def _compile(self):
-        self._step, self.train_names, self._valid_fn, self.valid_names = compile_functions(self)
+        self.compiled, self.train_names, self.validation_function, self.valid_names = (
+            compile_functions(self)
+        )
 
     # -- the loop ----------------------------------------------------------------
 
@@ -360,10 +374,9 @@ class Trainer:
         o = self.options
         valid_ds, hooks = prepare_run(self, train, valid)
         with limit_threads(o.threads):
-            if self._step is None:
+            if self.compiled is None:
                 self._call(hooks, "on_compile")  # the checks passed; compiling starts
-                with floatx_of(self.graph.params.values()):
-                    self._compile()
+                self.compile()
             started = time.monotonic() - self.elapsed
             try:
                 self._call(hooks, "on_start")
@@ -436,10 +449,7 @@ class Trainer:
     def _update(self):
         """Make one update: one batch, or ``accumulate`` batches and one update."""
         self.rate.set(self.step)
-        if self.parallel:
-            distributed_training.update(self)
-        else:
-            updates.update(self)
+        updates.update(self)
         self.step += 1
 
     def record(self, values):
