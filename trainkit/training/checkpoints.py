@@ -357,10 +357,12 @@ class Checkpointer:
         self.every = every
         self.last_time = time.monotonic()
         self.saved_step = None
+        self.final_saved = False
 
     def on_start(self, trainer):
         self.last_time = time.monotonic()  # the clock starts after compiling
         self.saved_step = None
+        self.final_saved = False
 
     def on_step_end(self, trainer):
         if self.every is None:
@@ -375,6 +377,14 @@ class Checkpointer:
             due = comm.any(due)  # every process saves, or none (saving is collective)
         if due:
             self.save(trainer)
+
+    def save_final(self, trainer):
+        """Save the state training ends with, unless the last checkpoint already holds it
+        (once a run)."""
+        if not self.final_saved:
+            if self.saved_step != trainer.step:
+                self.save(trainer)
+            self.final_saved = True
 
     def save(self, trainer):
         trainer.save_checkpoint(self.path)

@@ -3,7 +3,7 @@
 :func:`prepare_run` resets the trainer and checks what can be checked before
 anything is compiled: the data (shapes, dtypes, NaNs, label ranges, through
 :func:`~trainkit.data.split.training_datasets`), that some limit ends the run
-(:func:`~trainkit.training.ending.check_limits`) and the ``resume``
+(:func:`~trainkit.training.progress.check_limits`) and the ``resume``
 checkpoint (model and optimizer, :func:`~trainkit.training.checkpoints.read`).
 Along the way it broadcasts rank 0's state in data-parallel runs, restores
 the checkpoint and sets up the built-in callbacks.
@@ -18,9 +18,10 @@ onto the assembled graph.
 from collections import OrderedDict
 
 from ..data.split import training_datasets
-from . import checkpoints, ending, metric_names, parallel
+from . import checkpoints, metric_names, parallel
 from .callbacks import default_callbacks
 from .loggers import LoggerHook
+from .progress import check_limits
 from .step import Step, validation_function
 
 __all__ = ["compile_functions", "prepare_run"]
@@ -35,7 +36,7 @@ def prepare_run(trainer, train, valid):
         trainer.ema.start()
     trainer.dataset, valid_ds = training_datasets(train, valid, trainer.specs, o)
     trainer.rate.for_run(trainer.updates_per_epoch)
-    ending.check_limits(o, trainer.dataset)
+    check_limits(o, trainer.dataset)
     if trainer.parallel:
         parallel.broadcast_state(trainer)
     if o.resume is not None:

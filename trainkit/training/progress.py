@@ -8,13 +8,29 @@ validation), ``restored_step`` (the step whose parameters ``restore_best``
 put back), ``last_loss`` and ``last_valid``, and the interruption: the
 signal that interrupted this process (``interrupted``), a stop asked for
 here and not yet agreed on by every process (``stop_request``), the
-interruption every process agreed on (``agreed_interruption``), and whether
-the final checkpoint was written (``final_saved``).
+interruption every process agreed on (``agreed_interruption``).
 
 Like every part of a run that a checkpoint holds (early stopping, the
 metric window, the schedule, the dataset), it gives its state as JSON-ready
 values with :meth:`Progress.state` and takes it back with
 :meth:`Progress.set_state`.
+
+How a run ends is decided here too:
+
+- :func:`check_limits` refuses, before anything is compiled, a run that
+  could never end; :meth:`Progress.limit_reached` says which limit
+  (``max_updates``, ``max_epochs``, one-shot data running out, a resumed
+  run's spent patience) ends it, and :func:`planned_updates` how many
+  updates the limits allow, when known.
+- :meth:`Progress.non_finite` applies ``nan_policy`` to an update whose
+  loss or gradient was not finite: raise, or count it as skipped and, with
+  ``'stop'``, end the run.
+- At the end, :meth:`Progress.judge` marks a run that stopped on a
+  non-finite value, or skipped more than :data:`DIVERGED_SHARE` of its
+  batches, as diverged (and logs a warning).
+
+Early stopping and :meth:`~trainkit.Trainer.stop` end a run too, through
+:meth:`Progress.end`.
 
 >>> progress = Progress()
 >>> progress.step, progress.skipped = 4, 1
@@ -25,10 +41,16 @@ values with :meth:`Progress.state` and takes it back with
 (4, 1)
 """
 
+import logging
 import math
 from collections import OrderedDict
 
-__all__ = ["SIGNALS", "Progress"]
+__all__ = ["DIVERGED_SHARE", "SIGNALS", "Progress", "check_limits", "planned_updates"]
+
+#: a run that skipped more than this share of its batches as non-finite diverged
+DIVERGED_SHARE = 0.5
+
+logger = logging.getLogger("trainkit")
 
 #: the interruptions an update's all-reduce counts, in the order of :meth:`Progress.signal_flags`
 SIGNALS = ("SIGINT", "SIGTERM", "other_signal")
@@ -58,7 +80,6 @@ class Progress:
         self.stop_request = None
         #: data parallel: the interruption every process agreed on
         self.agreed_interruption = None
-        self.final_saved = False
 
     def end(self, reason):
         """Stop after this update: a decision every process has taken alike."""
@@ -69,6 +90,49 @@ class Progress:
         """Ask to stop (data parallel): the next update's all-reduce tells every process."""
         if self.stop_request is None:
             self.stop_request = str(reason)
+
+    def limit_reached(self, options, dataset, early_stopping):
+        """The reason a limit ends the run now, or None."""
+        o = options
+        if o.max_updates is not None and self.step >= o.max_updates:
+            return f"max_updates={o.max_updates} reached"
+        if o.max_epochs is not None and dataset.epoch >= o.max_epochs:
+            return f"max_epochs={o.max_epochs} reached"
+        if dataset.exhausted:
+            return "training data exhausted"
+        # a resumed run whose patience had already run out (the count is in its checkpoint)
+        bad = early_stopping.bad_validations
+        if o.patience is not None and bad > 0 and bad >= o.patience:
+            return f"no improvement in {bad} validations (patience={o.patience})"
+        return None
+
+    def non_finite(self, policy, epoch, index):
+        """Apply ``nan_policy`` ``policy`` to a non-finite update of batch ``index`` in
+        ``epoch``: raise FloatingPointError, or count a skip (and end, with ``'stop'``)."""
+        where = f"update {self.step + 1} (epoch {epoch + 1}, batch {index + 1})"
+        if policy == "raise":
+            raise FloatingPointError(
+                f"non-finite loss or gradient at {where}; parameters were left as they were "
+                f"before it (nan_policy='raise'; 'skip' or 'stop' to continue or end)"
+            )
+        self.skipped += 1
+        if policy == "stop":
+            self.end(f"non-finite loss or gradient at {where} (nan_policy='stop')")
+
+    def judge(self, policy, drawn):
+        """Mark a run that stopped on, or mostly skipped, non-finite values as diverged
+        (``policy``: its ``nan_policy``; ``drawn``: the batches it drew)."""
+        drawn = max(drawn, 1)
+        if policy == "stop" and self.stop_reason.startswith("non-finite"):
+            self.diverged = True
+        elif self.skipped > DIVERGED_SHARE * drawn:
+            self.diverged = True
+            self.stop_reason = (
+                f"{self.stop_reason}; diverged: {self.skipped} of {drawn} batches were skipped "
+                f"as non-finite (nan_policy='skip')"
+            )
+        if self.diverged:
+            logger.warning("training diverged: %s", self.stop_reason)
 
     def signal_flags(self):
         """This process's interruption as the flags an update's all-reduce sums
@@ -130,3 +194,27 @@ class Progress:
         self.validated_at = state["validated_at"]
         best = state.get("best_metrics")
         self.best_metrics = None if best is None else tuple(OrderedDict(m) for m in best)
+
+
+def check_limits(options, dataset):
+    """Raise ValueError when nothing would end a run on ``dataset`` with ``options``."""
+    if (
+        options.max_updates is None
+        and options.max_epochs is None
+        and options.patience is None
+        and not dataset.one_shot
+    ):
+        raise ValueError(
+            "max_updates, max_epochs, patience: all are None, so training would never end; "
+            "set at least one"
+        )
+
+
+def planned_updates(options, updates_per_epoch):
+    """Total updates a run with ``options`` is set up for, if known (for progress bars)."""
+    candidates = []
+    if options.max_updates:
+        candidates.append(options.max_updates)
+    if options.max_epochs and updates_per_epoch:
+        candidates.append(options.max_epochs * updates_per_epoch)
+    return min(candidates) if candidates else None

@@ -72,11 +72,11 @@ from pytensor.graph.basic import Variable
 import regularizers
 
 from .. import distributed
-from . import checkpoints, ema, ending, metric_names, monitors, state, updates
+from . import checkpoints, ema, metric_names, monitors, state, updates
 from .assembly import assemble, floatx_of
 from .early_stopping import EarlyStopping
 from .preparation import compile_functions, prepare_run
-from .progress import Progress
+from .progress import Progress, planned_updates
 from .rates import LearningRate
 from .spec import parse
 from .threads import limit_threads
@@ -324,7 +324,7 @@ class Trainer:
     @property
     def planned_updates(self):
         """Total updates the run is set up for, if known (for progress bars)."""
-        return ending.planned_updates(self)
+        return planned_updates(self.options, self.updates_per_epoch)
 
     def save_checkpoint(self, path):
         """Write everything needed to continue training to ``path`` (atomically)."""
@@ -381,7 +381,7 @@ class Trainer:
             try:
                 self._call(hooks, "on_start")
                 while self.stop_reason is None:
-                    reason = ending.limit_reached(self)
+                    reason = self.progress.limit_reached(o, self.dataset, self.early_stopping)
                     if reason:
                         self.stop_reason = reason
                         break
@@ -401,8 +401,8 @@ class Trainer:
                     self._call(hooks, "on_step_end")
                     if pair is not None:
                         yield pair
-                ending.judge(self)
-                ending.save_final(self)
+                self.progress.judge(o.nan_policy, self.dataset.drawn)
+                self._save_final()
                 if self.validated_at != self.step and self.step > 0 and not self.was_interrupted:
                     self.elapsed = time.monotonic() - started
                     pair = validate(self, valid_ds)
@@ -412,7 +412,7 @@ class Trainer:
                 if self.stop_reason is None:
                     self.stop_reason = "stopped by the caller"
                 self.elapsed = time.monotonic() - started
-                ending.save_final(self)
+                self._save_final()
                 self._finish(hooks)
                 raise
             except BaseException as error:
@@ -426,7 +426,10 @@ class Trainer:
                 state.as_numpy(self)
 
     def _finish(self, hooks):
-        ending.restore_best(self)
+        if self.options.restore_best:
+            restored = self.early_stopping.restore(self.graph.params, self.step)
+            if restored is not None:
+                self.progress.restored_step = restored
         if self.ema is not None:
             self.ema.finish(self)
         self._call(hooks, "on_end")
@@ -458,5 +461,10 @@ class Trainer:
         self.progress.last_loss = float(values[0])
 
     def non_finite(self, epoch, index):
-        """Apply ``nan_policy`` to a non-finite update: :func:`ending.non_finite`."""
-        ending.non_finite(self, epoch, index)
+        """Apply ``nan_policy`` to a non-finite update of batch ``index`` in ``epoch``
+        (:meth:`~trainkit.training.progress.Progress.non_finite`)."""
+        self.progress.non_finite(self.options.nan_policy, epoch, index)
+
+    def _save_final(self):
+        if self.checkpointer is not None:
+            self.checkpointer.save_final(self)
