@@ -9,7 +9,7 @@ Along the way it broadcasts rank 0's state in data-parallel runs, restores
 the checkpoint and sets up the built-in callbacks.
 
 :func:`compile_functions` then compiles the step
-(:class:`~trainkit.training.step.Step`: one function, or two halves with
+(:class:`~trainkit.training.step.CompiledStep`: one function, or two halves with
 ``split_update``, ``accumulate > 1`` or more than one process) and the
 clean-graph validation function, with the extra metrics and monitors carried
 onto the assembled graph.
@@ -22,7 +22,7 @@ from . import checkpoints, metric_names, parallel
 from .callbacks import default_callbacks
 from .loggers import LoggerHook
 from .progress import check_limits
-from .step import Step, validation_function
+from .step import CompiledStep, validation_function
 
 __all__ = ["compile_functions", "prepare_run"]
 
@@ -65,7 +65,7 @@ def compile_functions(trainer):
     weight = trainer.batch_weight
     if weight is None:
         weight = trainer.inputs[0].shape[0]
-    step = Step(
+    step = CompiledStep(
         a,
         trainer.inputs,
         extra=OrderedDict(

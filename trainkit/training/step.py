@@ -1,6 +1,6 @@
 r"""The compiled training step: one function, or gradients then apply.
 
-A :class:`Step` turns an :class:`~trainkit.training.assembly.Assembly` into
+A :class:`CompiledStep` turns an :class:`~trainkit.training.assembly.Assembly` into
 compiled PyTensor functions and runs them on batches:
 
 - **one function** (the default): ``f(batch)`` computes the loss, the
@@ -9,7 +9,7 @@ compiled PyTensor functions and runs them on batches:
   data-parallel training): ``f_grad(batch)`` adds the batch's gradients into
   accumulators, then ``f_apply()`` clips them, runs the optimizer and the norm
   constraints, and clears the accumulators. Between the halves, in
-  data-parallel training, :meth:`Step.reduce` sums the accumulators, the
+  data-parallel training, :meth:`CompiledStep.reduce` sums the accumulators, the
   weight sum and the caller's flags over processes as one flat buffer;
   clipping therefore sees the whole gradient.
 
@@ -42,7 +42,7 @@ advance.
 **Random generators under JAX.** PyTensor's JAX backend draws from a private
 copy of each shared generator, held by the compiled function as a JAX key
 (the low 64 bits of the generator's PCG64 state), and leaves the shared
-variable untouched. :meth:`Step.sync_generators` writes each copy's key back
+variable untouched. :meth:`CompiledStep.sync_generators` writes each copy's key back
 into its shared variable as a NumPy generator whose state has those low 64
 bits, so a checkpoint holds the stream where it is, and a function compiled
 from it (a resumed run) draws the same numbers the uninterrupted one would.
@@ -59,7 +59,7 @@ from ..backend import QuietFirstCall, prepare, quiet, resolve
 from .assembly import penalty_terms, total_loss
 from .state import is_rng
 
-__all__ = ["Step", "finite_flag", "validation_function"]
+__all__ = ["CompiledStep", "finite_flag", "validation_function"]
 
 
 def finite_flag(loss, gradients):
@@ -97,7 +97,7 @@ def _grad_norm(gradients, dtype):
     return pt.sqrt(total)
 
 
-class Step:
+class CompiledStep:
     """Compiled training functions and how to run them.
 
     Parameters

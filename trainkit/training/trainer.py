@@ -77,7 +77,7 @@ from .assembly import assemble, floatx_of
 from .early_stopping import EarlyStopping
 from .preparation import compile_functions, prepare_run
 from .progress import Progress, planned_updates
-from .rates import LearningRate
+from .schedules.rate import LearningRate
 from .spec import parse
 from .threads import limit_threads
 from .updates import MetricWindow
@@ -212,7 +212,7 @@ class Trainer:
         self.monitors = monitors.build(self.options.monitors, graph)
         metric_names.check(self)
         state.seed_generators(self)
-        #: the compiled step (:class:`~trainkit.training.step.Step`) and validation
+        #: the compiled step (:class:`~trainkit.training.step.CompiledStep`) and validation
         #: function; None until compiled
         self.compiled = self.validation_function = None
         self.checkpointer = None
