@@ -378,6 +378,15 @@ class Checkpointer:
         if due:
             self.save(trainer)
 
+    def state(self):
+        """Where the last checkpoint was taken (not saved in checkpoints: a resumed run
+        starts with none written)."""
+        return {"saved_step": self.saved_step, "final_saved": self.final_saved}
+
+    def set_state(self, state):
+        self.saved_step = state["saved_step"]
+        self.final_saved = state["final_saved"]
+
     def save_final(self, trainer):
         """Save the state training ends with, unless the last checkpoint already holds it
         (once a run)."""

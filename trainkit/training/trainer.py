@@ -14,14 +14,10 @@ from an :func:`~trainkit.training.assembly.assemble`-d graph and drives them:
   epoch when it is None, and always on the final state: when training ends
   on a limit, the last state is validated if it was not, so ``restore_best``
   never compares against an unvalidated state.
-- Early stopping (:mod:`~trainkit.training.early_stopping`): a validation
-  *improves* when its loss is below the last improving one by more than
-  ``min_improvement`` (relative); training stops when ``patience``
-  validations in a row do not improve (Keras' counting). With
-  ``restore_best``, the parameters of the lowest validation loss are restored
-  at the end when they are not the current ones, and the metrics returned
-  and yielded last are those of the restored parameters; the optimizer
-  state is left as it is.
+- Early stopping (:mod:`~trainkit.training.early_stopping`) counts
+  ``patience``; with ``restore_best`` the best validated parameters are
+  restored at the end (the optimizer state is left as it is), and the
+  metrics returned and yielded last are theirs.
 - The learning rate lives in a shared variable that a schedule rewrites
   between updates, so nothing recompiles.
 - The step (:mod:`~trainkit.training.step`) is one compiled function, or
@@ -29,20 +25,18 @@ from an :func:`~trainkit.training.assembly.assemble`-d graph and drives them:
   batches are accumulated, then one update applied. ``step`` counts
   updates, not batches.
 - Updates are guarded: when the loss or a gradient is not finite, no
-  parameter or optimizer state changes (random generators still advance), and
-  ``nan_policy`` decides whether to raise, skip (counting skips) or stop. A
-  skipped update still counts as a step: ``step``, ``max_updates``,
-  ``validate_every``, ``save_every`` and the learning-rate schedule count the
-  updates made or skipped (as PyTorch's schedulers keep stepping when a
-  ``GradScaler`` skips an update), while the optimizer's own counters
-  (``adam/t``) count applied updates only. A run that skipped more than half
-  of its updates, or stopped on a non-finite value, has ``diverged`` set and
-  says so in ``stop_reason``.
-- Checkpoints hold parameters, optimizer state, random generators, the
-  schedule, the step counters, the data position, the early-stopping state
-  and the metric window, always at a point training continues from (after
-  an update and its validation, never after the extra validation at the end),
-  so ``resume=`` continues to bitwise-identical parameters.
+  parameter or optimizer state changes, and ``nan_policy`` decides whether
+  to raise, skip or stop (:mod:`~trainkit.training.progress`). A skipped
+  update still counts as a step (``max_updates``, ``validate_every``,
+  ``save_every`` and the schedule count it, as PyTorch's schedulers keep
+  stepping when a ``GradScaler`` skips one; ``adam/t`` does not).
+- The run's state has owners: :class:`~trainkit.training.progress.Progress`
+  (counters, ending, interruption), early stopping, the metric window, the
+  schedule and the dataset each give ``state()`` and take ``set_state()``;
+  :meth:`Trainer.parts` names them, and a checkpoint
+  (:mod:`~trainkit.training.checkpoints`) is their states plus the shared
+  variables, taken where training continues from, so ``resume=`` continues
+  to bitwise-identical parameters.
 - ``trainer.stop(reason)`` (from a callback, or a signal handler installed
   with :func:`trainkit.training.signals.stop_on_signals`) ends training after
   the current update, with a final checkpoint when ``save_progress`` is set.
@@ -296,14 +290,6 @@ class Trainer:
     def was_interrupted(self):
         """The interruption every process agrees on (this one's when alone)."""
         return self.progress.was_interrupted(self.parallel)
-
-    def window_state(self):
-        """The training metrics summed since the last validation, and their count."""
-        state = self.window.state()
-        return state["sums"], state["count"]
-
-    def set_window_state(self, window, count):
-        self.window.set_state({"sums": window, "count": count})
 
     # the learning rate: its variable, the rate given, the run's schedule
     lr = property(lambda self: self.rate.variable)
