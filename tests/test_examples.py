@@ -17,6 +17,10 @@ SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
         ("regression.py", ["--max-updates", "20"], "held-out R²"),
         ("autoencoder.py", ["--max-updates", "20"], "held-out reconstruction R²"),
         ("adding_problem.py", ["--steps", "4", "--max-updates", "3"], "held-out mse"),
+        ("text_classifier.py", ["--max-updates", "5"], "held-out accuracy"),
+        ("conv1d_sensors.py", ["--max-updates", "5"], "held-out accuracy"),
+        ("digits_images.py", ["--max-updates", "5"], "held-out accuracy"),
+        ("tied_autoencoder.py", ["--max-updates", "5"], "held-out reconstruction R²"),
     ],
 )
 def test_example_runs(script, args, expect):

@@ -362,7 +362,7 @@ def predict(model_path, data_path, output, array, columns, proba, batch_size, mo
             raise UserError(f"--proba: {model_path} is a {type(net).__name__}, not a Classifier")
         names = None if columns is None else [c.strip() for c in columns.split(",") if c.strip()]
         x = files.read_input(data_path, array=array, columns=names)
-        x = files.fit_input(x, net.n_in, net.is_recurrent, where=data_path)
+        x = files.fit_input(x, net.n_in, net.structure.in_shape, where=data_path)
         function = net.predict_proba if proba else net.predict
         try:
             chunks = [

@@ -31,7 +31,8 @@ __all__ = [
 #: keys of ``[model]`` and what they mean
 MODEL_KEYS = {
     "kind": "model class: Regressor, Classifier or Autoencoder",
-    "layers": "layer list: input size, then a size, [size, activation] or table per layer",
+    "layers": "layer list: input size (or {shape = [H, W, C]}, {vocab = V}), then a size, "
+    '[size, activation] or table per layer, e.g. {form = "conv1d", size = 8, kernel = 3}',
     "loss": "loss name (default per kind: mse, xent, mse)",
     "hidden_activation": "activation of hidden layers that name none",
     "seed": "seed of the parameter initialisation",

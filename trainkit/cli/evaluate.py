@@ -115,7 +115,7 @@ def read_labelled(net, data_path, array=None, columns=None, y=None, weights=None
         if not autoencoder:
             names["y"] = y or "y"
     found = files.read_file(data_path, names)
-    x = files.fit_input(found["x"], net.n_in, net.is_recurrent, where=data_path)
+    x = files.fit_input(found["x"], net.n_in, net.structure.in_shape, where=data_path)
     target = found.get("y")
     if kind == "Regressor" and target is not None and target.ndim == 1:
         target = target.reshape(-1, 1)

@@ -80,10 +80,27 @@ BUILTIN = {"digits": digits}
 def fit_input(x, n_in, recurrent, where="x"):
     """``x`` shaped for a model with ``n_in`` input features.
 
-    A recurrent model reads ``(batch, time, features)``; a 2-D array (a CSV
-    file, flattened sequences) is read as ``(batch, time * features)``, time
-    step after time step, and reshaped (memory maps stay memory maps).
+    A model reading sequences reads ``(batch, time, features)``; a 2-D array
+    (a CSV file, flattened sequences) is read as ``(batch, time * features)``,
+    time step after time step, and reshaped (memory maps stay memory maps).
+    ``recurrent`` is whether the model reads sequences, or the
+    :class:`~trainkit.layers.Shape` of its input (``net.structure.in_shape``):
+    then a model reading images ``(H, W, C)`` takes ``(batch, H W C)`` rows
+    (C order) or ``(batch, H, W)`` arrays of one channel, and a model reading
+    token ids takes its ``(batch, time)`` array as it is.
     """
+    kind = getattr(recurrent, "kind", None)
+    if kind == "tokens":
+        return x
+    if kind == "image":
+        dims = tuple(recurrent.dims)
+        if x.ndim == 2 and x.shape[1] == int(np.prod(dims)):
+            return x.reshape(len(x), *dims)
+        if x.ndim == 3 and dims[2] == 1 and x.shape[1:] == dims[:2]:
+            return x.reshape(*x.shape, 1)
+        return x
+    if kind is not None:
+        recurrent = kind == "sequence"
     if recurrent and x.ndim == 2:
         if x.shape[1] % n_in:
             raise DataError(

@@ -95,7 +95,9 @@ def list_(what):
                 '([data] lengths = "NAME")',
                 f"  forms        {', '.join(layers.forms())}",
                 f"  activations  {', '.join(activations.names())}",
-                f"  losses       {', '.join(losses.names())}",
+                f"  losses       {', '.join(losses.names())} ("
+                + "; ".join(f"{k}: {', '.join(k_cls.allowed_losses)}" for k, k_cls in _kinds())
+                + ")",
             ]
         )
     if "config" in parts:
@@ -182,3 +184,10 @@ def explain(config_path, example, overrides, as_json):
     click.echo(
         json.dumps(info, indent=2, default=str) if as_json else introspect.explain_text(info)
     )
+
+
+def _kinds():
+    """(kind name, class) of each model kind, for the losses each allows."""
+    from ..models.kinds import Autoencoder, Classifier, Regressor
+
+    return [(cls.__name__, cls) for cls in (Regressor, Classifier, Autoencoder)]

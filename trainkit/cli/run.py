@@ -208,7 +208,7 @@ def run_config(
                 data = files.load(cfg.data, cfg.kind, scratch)
                 for arrays in (data.train, data.valid):
                     if arrays is not None:
-                        arrays[0] = files.fit_input(arrays[0], net.n_in, net.is_recurrent)
+                        arrays[0] = files.fit_input(arrays[0], net.n_in, net.structure.in_shape)
             except DataError as error:
                 raise _data_error(cfg, error) from error
             return _train(

@@ -71,6 +71,9 @@ class ArraySpec:
         Required size of axis 1 (time steps of a sequence); None is any.
     optional : bool
         Whether the array may be left out; optional specs come last.
+    what : str or None
+        What the values are, for messages (``'token ids'``); with it, a value
+        out of range is reported with its first position (``x[3, 5]``).
     like : str or None
         Name of another spec whose leading ``ndim`` axes this array's shape
         must equal (sample weights follow their targets).
@@ -95,6 +98,7 @@ class ArraySpec:
     time: int | None = None
     optional: bool = False
     like: str | None = None
+    what: str | None = None
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name:
@@ -173,7 +177,7 @@ def _blocks(array, chunk_rows):
 
 def _check_values(array, spec, label, argument, chunk_rows):
     is_float = array.dtype.kind == "f"
-    what = "labels" if spec.kind == "int" else "values"
+    what = spec.what or ("labels" if spec.kind == "int" else "values")
     for start, block in _blocks(array, chunk_rows):
         if block.size == 0:
             continue
@@ -197,13 +201,25 @@ def _check_values(array, spec, label, argument, chunk_rows):
         elif high is not None and (largest := block.max()) > high:
             found = largest
         if found is not None:
+            where = ""
+            if spec.what:  # the first bad value by position, and where it is
+                bad = np.zeros(block.shape, bool)
+                if low is not None:
+                    bad |= block < low
+                if high is not None:
+                    bad |= block > high
+                first = np.argwhere(bad)[0]
+                found = block[tuple(first)]
+                first[0] += start
+                where = f" at {spec.name}[{', '.join(map(str, first))}]"
             allowed = (
                 f"{_fmt(low)}..{_fmt(high)}"
                 if low is not None and high is not None
                 else (f">= {_fmt(low)}" if low is not None else f"<= {_fmt(high)}")
             )
             raise InvalidArgument(
-                argument, f"{label} has {what} out of range: found {_fmt(found)}, allowed {allowed}"
+                argument,
+                f"{label} has {what} out of range: found {_fmt(found)}{where}, allowed {allowed}",
             )
 
 

@@ -1,8 +1,10 @@
-"""Layers: the layer-list vocabulary, feed-forward and recurrent forms, activations."""
+"""Layers: the layer-list vocabulary, its shapes, and every layer form."""
 
-from . import activations
-from .base import Feedforward, Layer, forms, glorot, orthogonal, parse_layers, register_form
+from . import activations, attention, conv, normalization, structure
+from .base import Feedforward, Layer, forms, glorot, orthogonal, register_form
+from .parsing import Structure, parse_layers
 from .recurrent import GRU, LSTM, RNN
+from .shapes import Shape
 
 __all__ = [
     "GRU",
@@ -10,7 +12,13 @@ __all__ = [
     "RNN",
     "Feedforward",
     "Layer",
+    "Shape",
+    "Structure",
     "activations",
+    "attention",
+    "conv",
+    "normalization",
+    "structure",
     "forms",
     "glorot",
     "orthogonal",

@@ -1,30 +1,32 @@
-r"""Layers: the layer-list vocabulary, initialisation, and the feed-forward layer.
+r"""The layer base class, the form registry, initialisation, and the feed-forward layer.
 
-A network is described theanets-style as a list: the input size first, then
-one entry per layer, the last being the output layer::
+A network is described theanets-style as a list (see
+:mod:`trainkit.layers.parsing`): the input entry first, then one entry per
+layer, the last being the output layer::
 
     [784, 256, (128, 'tanh'), dict(size=10, activation='softmax')]
 
-An entry is an int (size), a ``(size, activation)`` tuple or a dict with keys
-``size``, ``form`` (``'feedforward'``, ``'rnn'``, ``'lstm'``, ``'gru'``),
-``activation``, ``name`` and, for recurrent forms, ``return_sequences``,
-``impl``, ``bidirectional`` and ``merge`` (:mod:`trainkit.layers.recurrent`).
-The input entry may be a dict ``dict(size=..., name=..., lengths=True)``:
-``lengths=True`` says the data carry per-example sequence lengths.
-Layers are named ``in``, ``hid1``, ``hid2``, ..., ``out`` unless named; each
-output is named ``LAYER:OUTPUT`` and each parameter ``LAYER.PARAM``.
+Every form is a :class:`Layer` subclass registered with :func:`register_form`
+(recurrent forms in :mod:`~trainkit.layers.recurrent`; convolution and
+pooling in :mod:`~trainkit.layers.conv`; normalisation in
+:mod:`~trainkit.layers.normalization`; attention in
+:mod:`~trainkit.layers.attention`; ``add``, ``tied``, ``embedding``,
+``position``, ``flatten`` in :mod:`~trainkit.layers.structure`). Layers are
+named ``in``, ``hid1``, ``hid2``, ..., ``out`` unless named; each output is
+named ``LAYER:OUTPUT`` and each parameter ``LAYER.PARAM``.
 """
 
 from collections import OrderedDict
 
 import numpy as np
 import pytensor
+import pytensor.tensor as pt
 
-from regularizers.errors import InvalidArgument, UnknownArgument, closest_hint, unknown
+from regularizers.errors import InvalidArgument
 
 from . import activations
 
-__all__ = ["Layer", "Feedforward", "register_form", "forms", "parse_layers", "glorot", "orthogonal"]
+__all__ = ["Layer", "Feedforward", "register_form", "forms", "glorot", "orthogonal"]
 
 _FORMS = OrderedDict()
 _FORM_ALIASES = {"ff": "feedforward", "dense": "feedforward"}
@@ -70,15 +72,34 @@ class Layer:
     """Base of every layer: a name, a size, parameters and named outputs.
 
     Subclasses set ``form``, ``default_activation`` and ``options`` (extra
-    keys a layer dict may hold), create parameters in ``init_params`` and
-    return their outputs from ``build``.
+    keys a layer dict may hold), say which kinds of data they read
+    (``reads``) and what they make of them (:meth:`output_shape`, computed
+    when the list is parsed, before any parameter exists), list their
+    parameters' shapes (:meth:`param_shapes`), create them in
+    ``init_params`` and return their outputs from ``build``.
+
+    The parser (:func:`trainkit.layers.parsing.parse_layers`) sets
+    ``where`` (``'layers[2]'``), ``input_names`` (the outputs read,
+    concatenated on the feature axis), ``in_shapes``, ``in_shape`` and
+    ``out_shape``.
     """
 
     form = None
     recurrent = False
     default_activation = "relu"
+    #: whether the layer mixes features with a weight (then ``hidden_activation`` and
+    #: relu are its defaults; other forms are linear unless given an activation)
+    mixes = True
+    #: whether the form makes the data sequences (``(batch, time, features)``)
+    sequence_form = False
+    #: kinds of input (:data:`trainkit.layers.shapes.KINDS`) the form reads
+    reads = ("features", "sequence", "image")
+    #: whether ``size`` must be given (else it follows from the input)
+    needs_size = True
     #: extra layer-dict keys this form accepts, mapped to their defaults
     options = {}
+    #: options left out of ``spec()`` while at their default
+    quiet_options = ()
 
     def __init__(self, name, size, n_in, activation, dtype, **options):
         self.name = name
@@ -88,16 +109,63 @@ class Layer:
         self.dtype = dtype
         self.config_options = {k: options.get(k, d) for k, d in self.options.items()}
         self.params = OrderedDict()
+        #: non-trainable state (batch normalisation's running statistics)
+        self.state = OrderedDict()
+        self.where = f"layer {name!r}"
+        self.input_names = None
+        self.in_shapes = self.in_shape = self.out_shape = None
 
     def spec(self):
         """The layer's dict entry, JSON-serialisable, that rebuilds it."""
-        return dict(
-            size=self.size,
-            form=self.form,
-            activation=self.activation,
-            name=self.name,
-            **self.config_options,
-        )
+        spec = dict(form=self.form, activation=self.activation, name=self.name)
+        if self.needs_size:
+            spec = dict(size=self.size, **spec)
+        spec.update(self.config_options)
+        for key in self.quiet_options:
+            if spec.get(key) == self.options[key]:
+                del spec[key]
+        if self.input_names is not None and getattr(self, "explicit_inputs", False):
+            spec["inputs"] = list(self.input_names)
+        return spec
+
+    def fail(self, problem):
+        """An InvalidArgument naming this layer's entry."""
+        return InvalidArgument(self.where, f"{self.form} layer {self.name!r}: {problem}")
+
+    # -- shapes (before any parameter exists) ------------------------------------
+
+    def output_shape(self, shape):
+        """The main output's :class:`~trainkit.layers.shapes.Shape` for input ``shape``."""
+        return shape.with_width(self.size)
+
+    def named_shapes(self):
+        """Output name -> Shape of every named output (after ``out_shape`` is set)."""
+        return OrderedDict((f"{self.name}:{tag}", self.out_shape) for tag in ("pre", "out"))
+
+    @property
+    def main_output(self):
+        """Name of the output the next layer reads by default."""
+        return f"{self.name}:out"
+
+    def param_shapes(self):
+        """``{parameter name: shape}`` (trainable parameters)."""
+        return OrderedDict()
+
+    def state_shapes(self):
+        """``{state name: shape}`` (non-trainable state, e.g. running statistics)."""
+        return OrderedDict()
+
+    def timeline_steps(self):
+        """The strided steps this layer adds to its input's time axis (see ``shapes``)."""
+        if not self.out_shape.has_time or not self.in_shape.has_time:
+            return ()
+        return self.out_shape.timeline[len(self.in_shape.timeline) :]
+
+    def needs_static_time(self, impl=None):
+        """Whether JAX needs the sequence length known when compiling this layer."""
+        return self.uses_scan(impl)
+
+    # -- parameters and graph ------------------------------------------------------
 
     def add_param(self, short, value):
         """Create the shared parameter ``'<layer>.<short>'`` from a numpy value."""
@@ -106,16 +174,54 @@ class Layer:
         self.params[full] = pytensor.shared(value, name=full, shape=value.shape)
         return self.params[full]
 
+    def add_state(self, short, value):
+        """Create the non-trainable shared variable ``'<layer>.<short>'``."""
+        full = f"{self.name}.{short}"
+        value = np.asarray(value, dtype=self.dtype)
+        self.state[full] = pytensor.shared(value, name=full, shape=value.shape)
+        return self.state[full]
+
+    def p(self, short):
+        return self.params[f"{self.name}.{short}"]
+
     def init_params(self, rng):
-        raise TypeError(f"{type(self).__name__} does not define init_params")
+        """Create the parameters (none by default)."""
 
     def build(self, x, lengths=None, impl=None):
         """Return (OrderedDict of output name -> expression, main output).
 
-        ``lengths`` (per-example sequence lengths) and ``impl`` (how a
-        recurrence runs) concern recurrent layers; others ignore them.
+        ``lengths`` (per-example sequence lengths of ``x``) concern layers
+        that read sequences; ``impl`` (how a recurrence runs) recurrent
+        layers; others ignore them.
         """
         raise TypeError(f"{type(self).__name__} does not define build")
+
+    def real_steps(self, x, lengths):
+        """``(batch, time)`` mask of ``x``'s real steps, or None without lengths.
+
+        The network sets ``step_mask`` for the build (the mask of this
+        layer's time axis, sliced from the input's through strided layers).
+        """
+        if lengths is None or x.ndim != 3:
+            return None
+        if getattr(self, "step_mask", None) is not None:
+            return pt.cast(self.step_mask, x.dtype)
+        from ..models.graphbuild import mask_of
+
+        return mask_of(x, lengths, x.dtype)
+
+    def build_from(self, xs, lengths=None, impl=None):
+        """Outputs from the list of inputs read (concatenated on the feature axis)."""
+        x = xs[0] if len(xs) == 1 else pt.concatenate(xs, axis=-1)
+        return self.build(x, lengths=lengths, impl=impl)
+
+    def finish(self, pre, extra=()):
+        """``:pre`` (and ``extra`` (tag, value) pairs first), ``:out`` = activation(pre)."""
+        out = activations.get(self.activation)(pre)
+        outputs = OrderedDict((f"{self.name}:{tag}", v) for tag, v in extra)
+        outputs[f"{self.name}:pre"] = pre
+        outputs[f"{self.name}:out"] = out
+        return outputs, out
 
     def output_ndim(self, input_ndim):
         """Rank of the main output given the rank of the input."""
@@ -137,7 +243,7 @@ class Layer:
 
 @register_form("feedforward")
 class Feedforward(Layer):
-    r"""Fully connected layer, applied per time step on sequences.
+    r"""Fully connected layer, applied per time step on sequences (per pixel on images).
 
     .. math:: \text{pre} = x W + b, \qquad \text{out} = f(\text{pre})
 
@@ -145,117 +251,14 @@ class Feedforward(Layer):
     (zeros); outputs ``<name>:pre`` and ``<name>:out``.
     """
 
+    def param_shapes(self):
+        return OrderedDict(
+            [(f"{self.name}.w", (self.n_in, self.size)), (f"{self.name}.b", (self.size,))]
+        )
+
     def init_params(self, rng):
         self.add_param("w", glorot(rng, self.n_in, self.size, self.dtype))
         self.add_param("b", np.zeros(self.size, self.dtype))
 
     def build(self, x, lengths=None, impl=None):
-        pre = x @ self.params[f"{self.name}.w"] + self.params[f"{self.name}.b"]
-        out = activations.get(self.activation)(pre)
-        return OrderedDict([(f"{self.name}:pre", pre), (f"{self.name}:out", out)]), out
-
-
-# -- parsing the layer list ----------------------------------------------------
-
-_KEYS = ("size", "form", "activation", "name")
-
-
-def _check_name(where, name, taken):
-    if not isinstance(name, str) or not name or any(c in name for c in ":./*?[]"):
-        raise InvalidArgument(
-            where,
-            f"layer name must be a non-empty string without ':', '.', '/' or "
-            f"glob characters, got {name!r}",
-        )
-    if name in taken:
-        raise InvalidArgument(where, f"layer name {name!r} is already used")
-
-
-def _entry(where, entry):
-    if isinstance(entry, bool):
-        raise UnknownArgument(
-            where, f"expected a size, a (size, activation) tuple or a dict, got {entry!r}"
-        )
-    if isinstance(entry, (int, np.integer)):
-        return {"size": int(entry)}
-    if isinstance(entry, tuple):
-        if len(entry) != 2:
-            raise InvalidArgument(where, f"a tuple entry must be (size, activation), got {entry!r}")
-        return {"size": entry[0], "activation": entry[1]}
-    if isinstance(entry, dict):
-        return dict(entry)
-    raise UnknownArgument(
-        where, f"expected a size, a (size, activation) tuple or a dict, got {entry!r}"
-    )
-
-
-def parse_layers(layers, output_activation, hidden_activation=None, dtype="float32", seed=0):
-    """Turn a layer list into (input size, input name, list of built Layer objects, lengths).
-
-    ``lengths`` is the input entry's flag (``dict(size=..., lengths=True)``):
-    whether the data carry per-example sequence lengths.
-
-    Every entry is validated before any parameter is created; messages name
-    the entry (``layers[2]``), the value, what is allowed and the closest
-    valid choice.
-    """
-    if not isinstance(layers, (list, tuple)) or len(layers) < 2:
-        raise InvalidArgument(
-            "layers",
-            f"expected a list of at least an input size and an output layer, got {layers!r}",
-            layers,
-        )
-    first = _entry("layers[0]", layers[0])
-    extra = set(first) - {"size", "name", "lengths"}
-    if extra:
-        raise InvalidArgument(
-            "layers[0]", f"the input entry takes size, name and lengths, got {sorted(extra)}"
-        )
-    lengths = first.get("lengths", False)
-    if not isinstance(lengths, bool):
-        raise InvalidArgument("layers[0]", f"lengths must be True or False, got {lengths!r}")
-    n_in = first.get("size")
-    if isinstance(n_in, bool) or not isinstance(n_in, (int, np.integer)) or n_in < 1:
-        raise InvalidArgument("layers[0]", f"size must be a positive int, got {n_in!r}")
-    in_name = first.get("name", "in")
-    _check_name("layers[0]", in_name, set())
-    taken = {in_name}
-    specs = []
-    for i, raw in enumerate(layers[1:], start=1):
-        where = f"layers[{i}]"
-        entry = _entry(where, raw)
-        form = entry.get("form", "feedforward")
-        form = _FORM_ALIASES.get(form, form)
-        if form not in _FORMS:
-            raise InvalidArgument(
-                where, unknown("form", entry.get("form"), forms(), kind="form"), entry.get("form")
-            )
-        cls = _FORMS[form]
-        allowed = (*_KEYS, *cls.options)
-        for key in entry:
-            if key not in allowed:
-                hint = closest_hint(key, allowed)
-                raise InvalidArgument(
-                    where, f"unknown key {key!r}; a {form} layer takes {', '.join(allowed)}{hint}"
-                )
-        size = entry.get("size")
-        if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
-            raise InvalidArgument(where, f"size must be a positive int, got {size!r}")
-        is_output = i == len(layers) - 1
-        name = entry.get("name", "out" if is_output else f"hid{i}")
-        _check_name(where, name, taken)
-        taken.add(name)
-        default = output_activation if is_output else (hidden_activation or cls.default_activation)
-        activation = entry.get("activation", default)
-        activations.get(activation, argument=f"{where}: activation")
-        options = {k: entry[k] for k in cls.options if k in entry}
-        specs.append((cls, name, int(size), activation, options))
-
-    rng = np.random.default_rng(seed)
-    built, size = [], int(n_in)
-    for cls, name, n_out, activation, options in specs:
-        layer = cls(name, n_out, size, activation, dtype, **options)
-        layer.init_params(rng)
-        built.append(layer)
-        size = layer.output_size
-    return int(n_in), in_name, built, lengths
+        return self.finish(x @ self.p("w") + self.p("b"))

@@ -46,6 +46,7 @@ from regularizers.errors import InvalidArgument, closest_hint
 
 from . import activations
 from .base import Layer, glorot, orthogonal, register_form
+from .shapes import Shape
 
 __all__ = ["RNN", "LSTM", "GRU", "IMPLS", "MERGES"]
 
@@ -58,6 +59,8 @@ MERGES = ("concat", "sum", "mean")
 class _Recurrent(Layer):
     recurrent = True
     default_activation = "tanh"
+    sequence_form = True
+    reads = ("sequence",)
     options = {"return_sequences": True, "impl": "auto", "bidirectional": False, "merge": "concat"}
     #: options left out of ``spec()`` while at their default (older files lack them)
     quiet_options = ("impl", "bidirectional", "merge")
@@ -92,7 +95,7 @@ class _Recurrent(Layer):
         return size * (2 if wide else 1), size * cls.blocks
 
     @classmethod
-    def param_shapes(cls, name, n_in, size, options):
+    def param_shapes_of(cls, name, n_in, size, options):
         """``{parameter name: shape}`` for a layer of these sizes and options."""
         width = size * cls.blocks
         shapes = OrderedDict()
@@ -106,6 +109,32 @@ class _Recurrent(Layer):
     def output_size(self):
         return self.widths(self.size, self.config_options)[0]
 
+    def param_shapes(self):
+        return self.param_shapes_of(self.name, self.n_in, self.size, self.config_options)
+
+    def output_shape(self, shape):
+        width = self.output_size
+        if self.config_options["return_sequences"]:
+            return shape.with_width(width)
+        return Shape("features", (width,))
+
+    def named_shapes(self):
+        seq = self.in_shape.with_width(self.output_size)
+        one = self.in_shape.with_width(self.size)
+        tags = ["out"]
+        if self.bidirectional:
+            tags = ["fwd", "bwd", *(["fwd_cell", "bwd_cell"] if self.form == "lstm" else []), "out"]
+        elif self.form == "lstm":
+            tags.append("cell")
+        shapes = OrderedDict((f"{self.name}:{t}", seq if t == "out" else one) for t in tags)
+        if not self.config_options["return_sequences"]:
+            shapes[f"{self.name}:last"] = self.out_shape
+        return shapes
+
+    @property
+    def main_output(self):
+        return f"{self.name}:{'out' if self.config_options['return_sequences'] else 'last'}"
+
     @property
     def bidirectional(self):
         return self.config_options["bidirectional"]
@@ -116,13 +145,6 @@ class _Recurrent(Layer):
 
         return supported(self.form, self.activation)
 
-    def spec(self):
-        spec = super().spec()
-        for key in self.quiet_options:
-            if spec[key] == self.options[key]:
-                del spec[key]
-        return spec
-
     def init_params(self, rng):
         for s in ("", "_bwd") if self.bidirectional else ("",):
             self.add_param(f"xh{s}", glorot(rng, self.n_in, self.size * self.blocks, self.dtype))
@@ -132,9 +154,6 @@ class _Recurrent(Layer):
 
     def initial_bias(self):
         return np.zeros(self.size * self.blocks, self.dtype)
-
-    def p(self, short):
-        return self.params[f"{self.name}.{short}"]
 
     def output_ndim(self, input_ndim):
         return 3 if self.config_options["return_sequences"] else 2

@@ -18,6 +18,7 @@ from ..backend import is_jax
 from ..training.lr_finder import find_learning_rate
 from ..training.trainer import Trainer
 from . import io
+from .graphbuild import check_memory
 
 __all__ = ["Fitting"]
 
@@ -43,6 +44,34 @@ class Fitting:
             return list(data)
         return data
 
+    def _class_weight(self, value):
+        """The ``class_weight`` option as one weight per class, checked against this network.
+
+        The option's own check (:mod:`trainkit.training.options`) runs first;
+        then the classes and the list's length are checked against the output
+        layer, all before any graph is built.
+        """
+        from ..training import options as trainer_options
+        from . import losses
+
+        trainer_options.OPTIONS["class_weight"].check("class_weight", value)
+        if self.loss_name not in losses.CLASS_WEIGHTED:
+            raise InvalidArgument(
+                "class_weight",
+                f"only a Classifier's loss ({', '.join(losses.CLASS_WEIGHTED)}) takes class "
+                f"weights; this {type(self).__name__} uses {self.loss_name!r}",
+                value,
+            )
+        return losses.class_weights(value, self.output_size)
+
+    def _loss_weights(self, weights, target, class_weight):
+        """The weights the loss sees: sample weights (or None) times each example's class weight."""
+        if class_weight is None:
+            return weights
+        from . import losses
+
+        return losses.class_weighted(weights, target, class_weight, self.dtype)
+
     def _second_order_mode(self, mode):
         """The mode for ``contractive`` through recurrent layers, which JAX cannot compile.
 
@@ -66,6 +95,8 @@ class Fitting:
         return "NUMBA"
 
     def _trainer(self, train, valid, algo, kwargs):
+        cw = kwargs.pop("class_weight", None)  # built into the loss, not a Trainer option
+        cw = None if cw is None else self._class_weight(cw)
         train = self._arrays(train)
         valid = None if valid is None else self._arrays(valid)
         n_inputs = len(self.task().inputs)
@@ -87,15 +118,24 @@ class Fitting:
             impl = "scan"
             if is_jax(mode):
                 mode = kwargs["mode"] = self._second_order_mode(mode)
+        check_memory(self.structure, self.dtype, training=True)
+        for data, argument in ((train, "train"), (valid, "valid")):
+            if self.is_sequence and isinstance(data, list) and data and np.ndim(data[0]) >= 2:
+                self.structure.check_time(int(np.shape(data[0])[1]), argument)
         time_steps = None
-        if self.is_recurrent and is_jax(mode) and any(layer.uses_scan() for layer in self.layers):
+        if (
+            self.is_sequence
+            and is_jax(mode)
+            and any(layer.needs_static_time(impl) for layer in self.layers)
+        ):
             if not isinstance(train, list):
                 raise ValueError(
                     "train: mode='JAX' with recurrent layers needs array data, whose sequence "
-                    "length fixes the scan length"
+                    "length fixes the scan length (as it does for convolution, pooling, "
+                    "attention and learned positions)"
                 )
-            time_steps = self.static_time(mode, train[0])
-        task = self.task(weighted=weighted, time_steps=time_steps, impl=impl)
+            time_steps = self.static_time(mode, train[0], impl)
+        task = self.task(weighted=weighted, time_steps=time_steps, impl=impl, class_weight=cw)
         kwargs.setdefault("mode", self.mode)
         trainer = Trainer(
             task.graph,
@@ -113,6 +153,13 @@ class Fitting:
         trainer.model_params = {"model": type(self).__name__, **self.config()}
         # how keep_best writes a model file (trainkit.training.best_models)
         trainer.save_model = partial(io.save, self)
+        if trainer.parallel and self.state:
+            raise InvalidArgument(
+                "data_parallel",
+                "batchnorm layers with several processes would need the global batch's "
+                "statistics, which trainkit does not all-reduce yet; use one process or "
+                "layernorm",
+            )
         self.trainer = trainer
         return trainer, train, valid
 

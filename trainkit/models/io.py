@@ -26,8 +26,7 @@ import numpy as np
 from regularizers.errors import unknown
 
 from .. import archive
-from ..layers import Feedforward, base
-from ..layers.recurrent import _Recurrent
+from ..layers import parse_layers
 
 __all__ = ["MODEL_FORMAT", "MODEL_VERSION", "check_finite", "load", "param_shapes", "save"]
 
@@ -53,53 +52,31 @@ def save(net, path, arrays=None, **extra):
         arrays = OrderedDict((name, p.get_value()) for name, p in net.params.items())
     else:
         arrays = OrderedDict((name, arrays[name]) for name in net.params)
+    # running statistics (batchnorm) are the network's own, whichever parameters are saved
+    arrays.update((name, s.get_value()) for name, s in net.state.items())
     archive.save(path, arrays, meta)
 
 
-def _size(where, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{where}: size must be a positive int, got {value!r}")
-    return value
-
-
 def param_shapes(config):
-    """``{parameter name: shape}`` that a model config implies, without building it.
+    """``{name: shape}`` of the parameters and state a model config implies, without
+    building it.
 
-    Shapes are Python ints, so a config declaring 10**9 units costs nothing.
-    A layer form registered outside trainkit (whose shapes are not known
-    here) gives no entries; :func:`load` then relies on the exact check that
-    ``set_params`` makes after building.
+    The config's layer list is parsed (:func:`trainkit.layers.parse_layers`),
+    which works out every shape as Python ints, so a config declaring
+    10**9 units costs nothing.
 
     Raises
     ------
     ValueError
-        For a layer list that is not the fully spelled-out list
-        ``net.config()`` writes.
+        For a layer list that does not parse.
     """
     layers = config.get("layers")
     if not isinstance(layers, list) or len(layers) < 2 or not isinstance(layers[0], dict):
         raise ValueError("config: layers must be a list of an input entry and layer entries")
-    n_in = _size("layers[0]", layers[0].get("size"))
-    shapes = OrderedDict()
-    for i, entry in enumerate(layers[1:], start=1):
-        where = f"layers[{i}]"
-        if not isinstance(entry, dict):
-            raise ValueError(f"{where}: expected a layer dict, got {entry!r}")
-        size = _size(where, entry.get("size"))
-        name, form = entry.get("name"), entry.get("form", "feedforward")
-        if not isinstance(name, str) or not isinstance(form, str):
-            raise ValueError(f"{where}: name and form must be strings")
-        cls = base._FORMS.get(base._FORM_ALIASES.get(form, form))
-        if cls is None:
-            raise ValueError(unknown(f"{where}: form", form, base.forms(), kind="form"))
-        if issubclass(cls, Feedforward):
-            shapes[f"{name}.w"], shapes[f"{name}.b"] = (n_in, size), (size,)
-        elif issubclass(cls, _Recurrent):
-            shapes.update(cls.param_shapes(name, n_in, size, entry))
-            n_in = cls.widths(size, entry)[0]
-            continue
-        n_in = size
-    return shapes
+    structure = parse_layers(layers, "linear", config.get("hidden_activation"))
+    shapes = structure.param_shapes()
+    shapes.update(structure.state_shapes())
+    return OrderedDict((name, tuple(int(d) for d in shape)) for name, shape in shapes.items())
 
 
 def _check_meta(meta):

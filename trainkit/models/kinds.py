@@ -17,6 +17,7 @@ import pytensor.tensor as pt
 from regularizers.errors import InvalidArgument
 
 from ..data.arrays import ArraySpec, check_arrays
+from . import losses
 from .metrics import r2
 from .network import Network
 
@@ -27,8 +28,42 @@ class Regressor(Network):
     """Regression: real targets, mean squared error by default.
 
     Data are ``[X, Y]`` (optionally ``[X, Y, weights]``) with ``Y`` shaped
-    like the output.
+    like the output. Losses: ``mse``, ``mae``, ``huber``, ``binary_xent``,
+    and ``gll`` (Gaussian log-likelihood), whose output layer has twice the
+    targets' width: the predicted mean, then the log-variance (``predict``
+    returns both; ``score`` scores the mean).
+
+    >>> import numpy as np, trainkit
+    >>> net = trainkit.Regressor([3, 4], loss="gll")  # 2 targets: mean and log-variance
+    >>> x = np.zeros((5, 3), "float32")
+    >>> net.predict(x).shape  # the mean, then the log-variance, of each target
+    (5, 4)
     """
+
+    allowed_losses = ("mse", "mae", "huber", "gll", "binary_xent")
+
+    def _make_targets(self):
+        if self.loss_name in losses.DOUBLE_WIDTH and self.output_size % 2:
+            raise InvalidArgument(
+                "loss",
+                f"{self.loss_name!r} needs an output layer of twice the targets' width (the "
+                f"mean, then the log-variance), got {self.output_size} units, an odd number; "
+                f"use 2k units for k targets",
+                self.loss_name,
+            )
+        return super()._make_targets()
+
+    def _target_spec(self):
+        if self.loss_name in losses.DOUBLE_WIDTH:
+            n = self.output_size // 2
+            return ArraySpec("y", self.output_ndim, n, kind="float", dtype=self.dtype)
+        return super()._target_spec()
+
+    def _prediction_of_targets(self, out):
+        """The part of the output that predicts the targets (the mean, for ``gll``)."""
+        if self.loss_name in losses.DOUBLE_WIDTH:
+            return out[..., : self.output_size // 2]
+        return out
 
     def score(self, x, y, weights=None, lengths=None):
         r"""The coefficient of determination :math:`R^2`, averaged over outputs (real steps only)."""
@@ -37,7 +72,8 @@ class Regressor(Network):
             [self._input_spec(), self._target_spec(), self._weights_spec()],
             argument="score",
         )
-        return r2(y, self.predict(x, lengths), self._step_weights(x, weights, lengths))
+        predicted = self._prediction_of_targets(self.predict(x, lengths))
+        return r2(y, predicted, self._step_weights(x, weights, lengths))
 
 
 class Classifier(Network):
@@ -46,11 +82,14 @@ class Classifier(Network):
     Data are ``[X, labels]`` with labels an int array shaped like the output
     without its last axis (``(batch,)``, or ``(batch, time)`` for per-step
     classification of sequences). ``predict`` returns labels,
-    ``predict_proba`` class probabilities.
+    ``predict_proba`` class probabilities. With ``loss='hinge'``
+    (Crammer--Singer) the output layer is linear and ``predict_proba``
+    returns its scores. The ``class_weight`` training option weighs each
+    class in the loss (torch's ``CrossEntropyLoss(weight=)``).
     """
 
     default_loss = "xent"
-    allowed_losses = ("xent",)
+    allowed_losses = ("xent", "hinge")
     default_output_activation = "softmax"
 
     def _make_targets(self):
@@ -97,7 +136,12 @@ class Classifier(Network):
 
 
 class Autoencoder(Network):
-    """Autoencoder: the output reconstructs the input; data are ``[X]``."""
+    """Autoencoder: the output reconstructs the input; data are ``[X]``.
+
+    Losses: ``mse`` (default), ``mae``, ``huber``, ``binary_xent``.
+    """
+
+    allowed_losses = ("mse", "mae", "huber", "binary_xent")
 
     def __init__(self, layers, **kwargs):
         super().__init__(layers, **kwargs)

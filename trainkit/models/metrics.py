@@ -29,6 +29,7 @@ pre-activation) except where a probability rounds to 0 or 1.
 import numpy as np
 
 from ..data.arrays import check_arrays
+from . import losses
 
 __all__ = ["evaluate_arrays", "r2"]
 
@@ -113,11 +114,13 @@ def evaluate_arrays(net, x, y=None, weights=None, batch_size=None):
         labels = np.asarray(y).astype(np.int64)
         picked = np.take_along_axis(proba, labels[..., None], axis=-1)[..., 0]
         hits = (proba.argmax(axis=-1) == labels).astype(np.float64)
-        return {
-            "loss": _mean(-np.log(np.clip(picked, _TINY, 1.0)), w),
-            "acc": _mean(hits, w),
-        }
-    out = _outputs(net, x, batch_size, proba=False)
+        if net.loss_name in losses.NUMPY:  # hinge: the outputs are scores
+            loss = _mean(losses.NUMPY[net.loss_name](proba, labels), w)
+        else:
+            loss = _mean(-np.log(np.clip(picked, _TINY, 1.0)), w)
+        return {"loss": loss, "acc": _mean(hits, w)}
+    full = _outputs(net, x, batch_size, proba=False)
+    out = full if autoencoder else net._prediction_of_targets(full)
     target = np.asarray(x if autoencoder else y, np.float64)
     metrics = {
         "mse": _mean(((out - target) ** 2).mean(axis=-1), w),
@@ -127,6 +130,8 @@ def evaluate_arrays(net, x, y=None, weights=None, batch_size=None):
         p = np.clip(out, _TINY, 1.0 - _TINY)
         errors = -(target * np.log(p) + (1.0 - target) * np.log1p(-p)).mean(axis=-1)
         loss = _mean(errors, w)
+    elif net.loss_name in losses.NUMPY:  # huber, gll (on the mean and log-variance)
+        loss = _mean(losses.NUMPY[net.loss_name](full, target), w)
     else:
         loss = metrics[net.loss_name]
     return {"loss": loss, **metrics, "r2": r2(target, out, w)}

@@ -33,6 +33,7 @@ from ..data.arrays import ArraySpec
 from ..layers import parse_layers
 from . import losses
 from .fitting import Fitting
+from .graphbuild import build_outputs, check_memory, input_mask
 from .prediction import Prediction
 from .task import Task
 
@@ -85,9 +86,15 @@ class Network(Fitting, Prediction):
             raise UnknownArgument("seed", f"must be an int, got {seed!r}", seed)
         required = losses.REQUIRED_ACTIVATION.get(loss)
         output_activation = required or self.default_output_activation
-        self.n_in, self.input_name, self.layers, self.variable_lengths = parse_layers(
-            layers, output_activation, hidden_activation, dtype=dtype, seed=int(seed)
-        )
+        #: the parsed layer list: every layer's shapes, known before any parameter exists
+        self.structure = parse_layers(layers, output_activation, hidden_activation, dtype=dtype)
+        check_memory(self.structure, dtype)
+        self.structure.allocate(int(seed))
+        self.input_name = self.structure.input_name
+        self.layers = self.structure.layers
+        self.variable_lengths = self.structure.lengths
+        #: input width: features, image channels, or the vocabulary's size for token ids
+        self.n_in = self.structure.n_in
         out = self.layers[-1]
         if required and out.activation != required:
             raise InvalidArgument(
@@ -109,13 +116,19 @@ class Network(Fitting, Prediction):
     # -- graph -------------------------------------------------------------------
 
     def _build(self):
+        shape = self.structure.in_shape
+        #: the kind of data read: 'features', 'sequence', 'image' or 'tokens'
+        self.input_kind = shape.kind
         self.is_recurrent = any(layer.recurrent for layer in self.layers)
-        self.x = (pt.tensor3 if self.is_recurrent else pt.matrix)("x", dtype=self.dtype)
-        if self.variable_lengths and not self.is_recurrent:
-            raise InvalidArgument(
-                "layers[0]",
-                "lengths=True needs sequences: the network has no recurrent layer",
-            )
+        #: whether the data have a time axis (sequences or token ids)
+        self.is_sequence = shape.has_time
+        if shape.kind == "tokens":
+            self.x = pt.tensor("x", dtype="int32", shape=(None, None))
+        else:
+            static = (None,) * (shape.ndim - len(shape.dims)) + tuple(shape.dims)
+            if shape.kind == "sequence":
+                static = (None, None, shape.dims[0])
+            self.x = pt.tensor("x", dtype=self.dtype, shape=static)
         #: per-example sequence lengths, an int32 vector, when the input entry says lengths=True
         self.lengths = (
             pt.tensor("lengths", dtype="int32", shape=(None,)) if self.variable_lengths else None
@@ -125,66 +138,70 @@ class Network(Fitting, Prediction):
         self.params = OrderedDict(
             (name, p) for layer in self.layers for name, p in layer.params.items()
         )
+        #: non-trainable state (batch normalisation's running statistics), saved with the model
+        self.state = OrderedDict(
+            (name, v) for layer in self.layers for name, v in layer.state.items()
+        )
         self._output_cache = {}
         self.outputs = self._outputs(None)
         self.output_name = next(reversed(self.outputs))
         self._targets = self._make_targets()
 
-    def _outputs(self, time_steps, impl=None):
+    def _outputs(self, time_steps, impl=None, training=False):
         """Named outputs; with ``time_steps``, for sequences of that static length.
 
-        PyTensor's JAX backend needs the number of scan steps known when
-        compiling, so recurrent networks with a scan layer on ``mode='JAX'``
-        are built on ``specify_shape(x, (None, time_steps, features))``
-        (fused recurrent layers read the length from the data and need none).
-        ``impl`` (``'scan'``, ``'fused'``) overrides every recurrent layer's
-        own ``impl`` for this build.
+        PyTensor's JAX backend needs the number of scan steps (and of the
+        steps convolutions, pooling and attention see) known when compiling,
+        so such networks on ``mode='JAX'`` are built on ``specify_shape(x,
+        (None, time_steps, features))`` (fused recurrent layers read the
+        length from the data and need none). ``impl`` (``'scan'``,
+        ``'fused'``) overrides every recurrent layer's own ``impl`` for this
+        build. ``training`` builds the training graph: batch normalisation
+        with the batch's statistics (and the updates of its running ones).
         """
-        key = (time_steps, impl)
-        if key in self._output_cache:
-            return self._output_cache[key]
-        with pytensor.config.change_flags(floatX=self.dtype):
-            return self._build_outputs(time_steps, impl)
+        key = (time_steps, impl, training)
+        if key not in self._output_cache:
+            with pytensor.config.change_flags(floatX=self.dtype):
+                self._output_cache[key] = build_outputs(self, time_steps, impl, training)
+        return self._output_cache[key][0]
 
-    def _build_outputs(self, time_steps, impl=None):
-        outputs = OrderedDict([(f"{self.input_name}:out", self.x)])
-        h = self.x
-        if time_steps is not None:
-            h = pt.specify_shape(h, (None, time_steps, self.n_in))
-        for layer in self.layers:
-            built, h = layer.build(h, lengths=self.lengths, impl=impl)
-            outputs.update(built)
-        # the output layer's main output comes last, so Graph.output names it
-        out = self.layers[-1]
-        main = f"{out.name}:last" if f"{out.name}:last" in outputs else f"{out.name}:out"
-        outputs.move_to_end(main)
-        self._output_cache[(time_steps, impl)] = outputs
-        return outputs
+    def _built(self, time_steps, impl=None, training=False):
+        self._outputs(time_steps, impl, training)
+        return self._output_cache[(time_steps, impl, training)]
 
-    def step_mask(self):
-        """``(batch, time)`` mask of real steps (1) and padding (0), or None without lengths."""
+    def step_mask(self, time_steps=None, name=None):
+        """``(batch, time)`` mask of real steps (1) and padding (0) of output ``name``
+        (default: the input), or None without lengths."""
         if self.lengths is None:
             return None
-        # step numbers without arange, whose length PyTensor's JAX backend cannot trace
-        steps = pt.cumsum(pt.ones_like(self.x[:, :, 0], dtype="int32"), axis=1)
-        return pt.cast(pt.le(steps, self.lengths[:, None]), self.dtype)
+        outputs, _, masks = self._built(time_steps)
+        if name is None:
+            return input_mask(self)
+        return masks.get(name)
 
     def graph(self, time_steps=None, impl=None):
         """This network as a :class:`regularizers.Graph` (the clean graph).
 
         ``time_steps`` fixes the sequence length (needed by ``mode='JAX'``
-        when a layer runs as a scan); ``impl='scan'`` or ``'fused'`` builds
-        every recurrent layer that way (``None``: each layer's own ``impl``).
-        With ``lengths``, the graph's inputs include ``lengths`` and every
-        sequence output has a mask of its real steps (``graph.masks``).
+        when a layer runs as a scan, a convolution, pooling or attention);
+        ``impl='scan'`` or ``'fused'`` builds every recurrent layer that way
+        (``None``: each layer's own ``impl``). With ``lengths``, the graph's
+        inputs include ``lengths`` and every sequence output has a mask of
+        its real steps (``graph.masks``; after strided layers, of the steps
+        that remain). With batch normalisation, ``graph.training`` is the
+        graph training runs (batch statistics, running ones updated).
         """
-        outputs = self._outputs(time_steps, impl)
+        graph = self._graph(time_steps, impl, False)
+        graph.training = None
+        if self.state:
+            graph.training = self._graph(time_steps, impl, True)
+        return graph
+
+    def _graph(self, time_steps, impl, training):
+        outputs, updates, masks = self._built(time_steps, impl, training)
         inputs = {"x": self.x}
-        masks = {}
         if self.lengths is not None:
             inputs["lengths"] = self.lengths
-            mask = self.step_mask()
-            masks = {name: mask for name, var in outputs.items() if var.ndim == 3}
         return regularizers.Graph(
             outputs,
             self.params,
@@ -192,6 +209,7 @@ class Network(Fitting, Prediction):
             hidden=self.hidden,
             recurrent=self.recurrent,
             masks=masks,
+            updates=updates,
         )
 
     def static_time(self, mode, x, impl=None):
@@ -199,9 +217,9 @@ class Network(Fitting, Prediction):
 
         Only a scan under JAX needs it; fused recurrent layers take any length.
         """
-        if not self.is_recurrent or not is_jax(mode):
+        if not self.is_sequence or not is_jax(mode):
             return None
-        if not any(layer.uses_scan(impl) for layer in self.layers):
+        if not any(layer.needs_static_time(impl) for layer in self.layers):
             return None
         return int(x.shape[1])
 
@@ -211,7 +229,7 @@ class Network(Fitting, Prediction):
 
     @property
     def output_size(self):
-        return self.layers[-1].size
+        return self.layers[-1].out_shape.width
 
     def _pre(self, outputs):
         """The output layer's pre-activation (its main output before ``f``)."""
@@ -228,8 +246,20 @@ class Network(Fitting, Prediction):
         return y, w
 
     def _input_spec(self, time_steps=None):
+        shape = self.structure.in_shape
+        if shape.kind == "tokens":
+            return ArraySpec(
+                "x",
+                2,
+                kind="int",
+                dtype="int32",
+                low=0,
+                high=shape.vocab - 1,
+                time=time_steps,
+                what="token ids",
+            )
         return ArraySpec(
-            "x", self.x.ndim, self.n_in, kind="float", dtype=self.dtype, time=time_steps
+            "x", self.x.ndim, shape.width, kind="float", dtype=self.dtype, time=time_steps
         )
 
     def _lengths_spec(self):
@@ -238,7 +268,7 @@ class Network(Fitting, Prediction):
     def _weights_spec(self):
         return ArraySpec.weights_for(self._target_spec(), dtype=self.dtype)
 
-    def task(self, weighted=False, time_steps=None, impl=None):
+    def task(self, weighted=False, time_steps=None, impl=None, class_weight=None):
         """The :class:`Task` that trains this network (with sample weights or not).
 
         Data are ``[X, Y]`` (``[X]`` for an autoencoder), then ``lengths``
@@ -256,10 +286,11 @@ class Network(Fitting, Prediction):
         if self.lengths is not None:
             inputs.append(self.lengths)
             specs.append(self._lengths_spec())
-            if out.ndim == 3:  # sequence outputs: padded steps weigh nothing
-                mask = self.step_mask()
+            mask = self.step_mask(time_steps, self.output_name)
+            if mask is not None:  # sequence outputs: padded steps weigh nothing
                 weights = mask if weights is None else weights * mask
-        loss = losses.get(self.loss_name)(self._pre(outputs), out, target, weights)
+        loss_weights = self._loss_weights(weights, target, class_weight)  # fitting.py
+        loss = losses.get(self.loss_name)(self._pre(outputs), out, target, loss_weights)
         if weighted:
             inputs.append(w)
             specs.append(self._weights_spec())
@@ -289,7 +320,13 @@ class Network(Fitting, Prediction):
 
     def config(self):
         """The constructor arguments, JSON-serialisable (layers fully spelled out)."""
-        entry = {"size": self.n_in}
+        shape = self.structure.in_shape
+        if shape.kind == "image":
+            entry = {"shape": list(shape.dims)}
+        elif shape.kind == "tokens":
+            entry = {"vocab": shape.vocab}
+        else:
+            entry = {"size": self.n_in}
         if self.input_name != "in":
             entry["name"] = self.input_name
         if self.variable_lengths:
@@ -313,15 +350,17 @@ class Network(Fitting, Prediction):
         io.save(self, path)
 
     def set_params(self, arrays, source="parameters"):
-        """Set every parameter from a name -> array mapping (names, shapes, dtypes checked)."""
-        missing = [n for n in self.params if n not in arrays]
-        extra = [n for n in arrays if n not in self.params]
+        """Set every parameter (and state, e.g. running statistics) from a name -> array
+        mapping (names, shapes, dtypes checked)."""
+        variables = OrderedDict([*self.params.items(), *self.state.items()])
+        missing = [n for n in variables if n not in arrays]
+        extra = [n for n in arrays if n not in variables]
         if missing or extra:
             raise ValueError(
                 f"{source}: parameter names do not match the model "
                 f"(missing {missing}, unexpected {extra})"
             )
-        for name, p in self.params.items():
+        for name, p in variables.items():
             value = np.asarray(arrays[name])
             expected = p.get_value(borrow=True)
             if value.shape != expected.shape or value.dtype != expected.dtype:
@@ -329,7 +368,7 @@ class Network(Fitting, Prediction):
                     f"{source}: parameter {name!r} is {value.dtype}{list(value.shape)}; "
                     f"the model has {expected.dtype}{list(expected.shape)}"
                 )
-        for name, p in self.params.items():
+        for name, p in variables.items():
             p.set_value(np.array(arrays[name], copy=True))
 
     def summary(self):
@@ -356,4 +395,6 @@ class Network(Fitting, Prediction):
 
     def __repr__(self):
         layers = ", ".join(f"{layer.name}:{layer.form}({layer.size})" for layer in self.layers)
-        return f"{type(self).__name__}({self.input_name}({self.n_in}), {layers})"
+        shape = self.structure.in_shape
+        size = shape.vocab if shape.kind == "tokens" else "x".join(map(str, shape.dims))
+        return f"{type(self).__name__}({self.input_name}({size}), {layers})"

@@ -17,6 +17,7 @@ from regularizers.errors import InvalidArgument, closest_hint
 
 from ..backend import QuietFirstCall, prepare, quiet, resolve
 from ..data.arrays import check_arrays
+from ..layers.shapes import steps
 
 __all__ = ["Prediction"]
 
@@ -32,8 +33,11 @@ class Prediction:
     def _check_x(self, x, argument="x"):
         if not isinstance(x, np.ndarray):
             raise TypeError(f"{argument}: expected a numpy array, got {type(x).__name__}")
-        check_arrays([x], [self._input_spec()], argument=argument)
-        return np.asarray(x, dtype=self.dtype)
+        spec = self._input_spec()
+        check_arrays([x], [spec], argument=argument)
+        if self.is_sequence:
+            self.structure.check_time(int(x.shape[1]), argument)
+        return np.asarray(x, dtype=spec.dtype)
 
     def _compile_output(self, graph_kwargs, time_steps):
         # one compiled function per setting, so its random generator keeps advancing
@@ -128,8 +132,11 @@ class Prediction:
 
     def _step_weights(self, x, weights, lengths):
         """Sample weights with padded steps of sequence outputs weighing 0 (for scores)."""
-        if lengths is None or self.output_ndim != 3:
+        shape = self.structure.shapes[self.output_name]
+        if lengths is None or shape.kind != "sequence":
             return weights
         x = np.asarray(x)
-        mask = np.arange(x.shape[1])[None, :] < np.asarray(lengths)[:, None]
+        n = steps(shape.timeline, int(x.shape[1]))
+        kept = steps(shape.timeline, np.asarray(lengths).astype(np.int64))
+        mask = np.arange(n)[None, :] < kept[:, None]
         return mask.astype(np.float64) * (1.0 if weights is None else np.asarray(weights))

@@ -29,6 +29,9 @@ class Summary(str):
 
 
 def shape_text(var, net, name):
+    shape = getattr(net, "structure", None) and net.structure.shapes.get(name)
+    if shape:
+        return shape.text()
     if name == f"{net.input_name}:out":
         last = net.n_in
     else:
@@ -42,20 +45,31 @@ def shape_text(var, net, name):
 def model_info(net):
     graph = net.graph()
     layers = [{"name": net.input_name, "form": "input", "size": net.n_in}]
+    in_shape = net.structure.in_shape
+    if in_shape.kind == "image":
+        layers[0]["shape"] = list(in_shape.dims)
+    elif in_shape.kind == "tokens":
+        layers[0]["vocab"] = in_shape.vocab
     for layer in net.layers:
-        layers.append(
-            {
-                "name": layer.name,
-                "form": layer.form,
-                "size": layer.size,
-                "activation": layer.activation,
-                **layer.config_options,
-            }
-        )
+        info = {
+            "name": layer.name,
+            "form": layer.form,
+            "size": layer.size,
+            "activation": layer.activation,
+            **{k: v for k, v in layer.spec().items() if k not in ("size", "form", "name")},
+        }
+        del info["activation"]
+        info = {"activation": layer.activation, **info}
+        info = {k: info[k] for k in ("name", "form", "size")} | info
+        layers.append(info)
     params = []
     for name, p in graph.params.items():
         shape = list(p.get_value(borrow=True).shape)
         params.append({"name": name, "shape": shape, "size": int(np.prod(shape))})
+    state = []
+    for name, v in getattr(net, "state", {}).items():
+        shape = list(v.get_value(borrow=True).shape)
+        state.append({"name": name, "shape": shape, "size": int(np.prod(shape))})
     outputs = []
     for name, var in graph.outputs.items():
         tags = []
@@ -74,6 +88,7 @@ def model_info(net):
         "dtype": net.dtype,
         "layers": layers,
         "parameters": params,
+        "state": state,
         "outputs": outputs,
     }
 
@@ -103,6 +118,11 @@ def model_text(info):
     lines += table(
         [[p["name"], "x".join(map(str, p["shape"])), f"{p['size']:,}"] for p in info["parameters"]]
     )
+    if info.get("state"):
+        lines += ["", "state  (not trained: running statistics, saved with the model)"]
+        lines += table(
+            [[p["name"], "x".join(map(str, p["shape"])), f"{p['size']:,}"] for p in info["state"]]
+        )
     lines += ["", "outputs  (patterns of hidden_*, recurrent_*, noise, dropout, contractive)"]
     lines += table([[o["name"], o["shape"], " ".join(o["tags"])] for o in info["outputs"]])
     lines += [

@@ -214,7 +214,9 @@ def _assemble(graph, loss, spec, hyperparameters):
     params = graph.params
     regs = spec.regularizers
 
-    train = graph
+    # a model whose training graph differs (batch normalisation with batch statistics)
+    training = getattr(graph, "training", None)
+    train = graph if training is None else training
     for reg in regs:
         train = reg.modify_graph(train)
     base_loss = train.carry(loss, graph)

@@ -178,6 +178,42 @@ def _data_parallel(name, value):
 HOOKS = ("on_start", "on_update", "on_validation", "on_step_end", "on_end", "on_compile")
 
 
+def _class_weight(name, value):
+    """None, a list of weights >= 0, or a dict {class (an int >= 0): weight >= 0}.
+
+    The number of classes is the model's: ``net.train`` checks the length and
+    the class range against the output layer before building the loss.
+    """
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        items = list(value.items())
+    elif isinstance(value, list | tuple):
+        items = list(enumerate(value))
+    else:
+        raise InvalidArgument(
+            name, f"must be a list of weights or a dict {{class: weight}}, got {value!r}", value
+        )
+    if not items:
+        raise InvalidArgument(name, "must not be empty", value)
+    for cls, weight in items:
+        label = int(cls) if isinstance(cls, str) and cls.isdigit() else cls
+        if isinstance(label, bool) or not isinstance(label, numbers.Integral) or label < 0:
+            raise InvalidArgument(name, f"classes must be ints >= 0, got {cls!r}", value)
+        if (
+            isinstance(weight, bool)
+            or not isinstance(weight, numbers.Real)
+            or not weight >= 0
+            or weight == float("inf")
+        ):
+            raise InvalidArgument(
+                name,
+                f"weights must be finite numbers >= 0, got {weight!r} for class {label}",
+                value,
+            )
+    return dict(value) if isinstance(value, dict) else list(value)
+
+
 def _callbacks(name, value):
     if value is None:
         return []
@@ -286,6 +322,12 @@ OPTIONS = {
         None,
         _optional_bool,
         "compile the update as two functions, gradients then apply (None: when accumulate > 1)",
+    ),
+    "class_weight": Option(
+        None,
+        _class_weight,
+        "Classifier: loss weight per class, a list or {class: weight} "
+        "(torch's CrossEntropyLoss(weight=)); multiplies sample weights",
     ),
     "data_parallel": Option(
         None,

@@ -64,6 +64,7 @@ import pytensor
 from pytensor.graph.basic import Variable
 
 import regularizers
+from regularizers.errors import InvalidArgument
 
 from .. import distributed
 from . import checkpoints, ema, metric_names, monitors, state, updates
@@ -171,6 +172,13 @@ class Trainer:
             spec = parse(algo, **kwargs)
         elif algo is not None or kwargs:
             raise TypeError("Trainer: give keywords or a parsed spec, not both")
+        if spec.options.class_weight is not None:  # net.train builds it into the loss
+            raise InvalidArgument(
+                "class_weight",
+                "weighs a network's loss by class: give it to net.train (a Trainer is handed "
+                "its loss already built)",
+                spec.options.class_weight,
+            )
         self.spec = spec
         self.options = spec.options
         self.algo = spec.algo
