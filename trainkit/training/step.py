@@ -245,7 +245,9 @@ class CompiledStep:
                 pytensor.function([], outputs, updates=guarded, mode=resolve(mode)), mode
             )
 
-    def _functions(self):
+    @property
+    def functions(self):
+        """The compiled PyTensor functions: ``[step]``, or ``[gradients, apply]`` when split."""
         if not self.split:
             return [self._step.function]
         return [self._grad.function, self._apply.function]
@@ -256,7 +258,7 @@ class CompiledStep:
         Nothing changes on other backends, whose compiled functions advance
         the shared generators themselves.
         """
-        for function in self._functions():
+        for function in self.functions:
             for entry, cell in zip(
                 function.maker.expanded_inputs, function.input_storage, strict=True
             ):
