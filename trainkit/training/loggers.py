@@ -61,6 +61,8 @@ from pathlib import Path
 
 from regularizers.errors import InvalidArgument, closest, closest_hint, listing
 
+from .callbacks import MetricsFile
+
 __all__ = [
     "LOGGERS",
     "LoggerHook",
@@ -340,8 +342,6 @@ def _build(item, run_dir):
     if not isinstance(item, str):
         return item
     if item in FILE_LOGGERS:
-        from .callbacks import MetricsFile
-
         return MetricsFile(run_dir, item)
     if item == "tensorboard":
         return TensorBoardLogger(run_dir)

@@ -6,7 +6,7 @@ anything is compiled: the data (shapes, dtypes, NaNs, label ranges, through
 (:func:`~trainkit.training.progress.check_limits`) and the ``resume``
 checkpoint (model and optimizer, :func:`~trainkit.training.checkpoints.read`).
 Along the way it broadcasts rank 0's state in data-parallel runs, restores
-the checkpoint and sets up the built-in callbacks.
+the checkpoint and sets up the built-in callbacks (:func:`default_callbacks`).
 
 :func:`compile_functions` then compiles the step
 (:class:`~trainkit.training.step.CompiledStep`: one function, or two halves with
@@ -15,16 +15,19 @@ clean-graph validation function, with the extra metrics and monitors carried
 onto the assembled graph.
 """
 
+import sys
 from collections import OrderedDict
 
 from ..data.split import training_datasets
 from . import checkpoints, metric_names, parallel
-from .callbacks import default_callbacks
+from .best_models import BestModels
+from .callbacks import LogLines, ProgressBar
+from .checkpoints import Checkpointer
 from .loggers import LoggerHook
 from .progress import check_limits
 from .step import CompiledStep, validation_function
 
-__all__ = ["compile_functions", "prepare_run"]
+__all__ = ["compile_functions", "default_callbacks", "prepare_run"]
 
 
 def prepare_run(trainer, train, valid):
@@ -48,6 +51,33 @@ def prepare_run(trainer, train, valid):
         log for hook in hooks if isinstance(hook, LoggerHook) for log in hook.loggers
     ]
     return valid_ds, hooks
+
+
+def default_callbacks(options):
+    """The built-in callbacks the trainer's options ask for, and the checkpointer.
+
+    Returns ``(hooks, checkpointer)``: a progress bar (``progress``; ``'auto'``
+    shows it when stderr is a terminal), log lines (``log``), the loggers
+    (``loggers``: the metrics file in ``run_dir``, TensorBoard, MLflow, ...), the
+    best models' files (``keep_best``) and a :class:`~trainkit.training.checkpoints.Checkpointer`
+    (``save_progress``), then the user's ``callbacks``.
+    """
+    hooks = []
+    show = options.progress if options.progress != "auto" else sys.stderr.isatty()
+    if show:
+        hooks.append(ProgressBar())
+    if options.log:
+        hooks.append(LogLines())
+    logging_hook = LoggerHook(options)
+    if logging_hook.loggers:
+        hooks.append(logging_hook)
+    if options.keep_best is not None and options.run_dir is not None:
+        hooks.append(BestModels(options.run_dir, options.keep_best))
+    checkpointer = None
+    if options.save_progress is not None:
+        checkpointer = Checkpointer(options.save_progress, options.save_every)
+        hooks.append(checkpointer)
+    return hooks + list(options.callbacks), checkpointer
 
 
 def compile_functions(trainer):
