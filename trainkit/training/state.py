@@ -78,11 +78,14 @@ def seed_generators(trainer):
 
 
 def as_numpy(trainer):
-    """Leave every state variable holding numpy values: writable arrays (JAX returns
-    its own), and the generators where the compiled functions left them."""
+    """Leave every state variable holding numpy values of its own dtype: writable arrays
+    (JAX returns its own, and int32 for int64 without 64-bit mode), and the generators
+    where the compiled functions left them."""
     if trainer.compiled is not None:
         trainer.compiled.sync_generators()
     for var in trainer.state_variables.values():
         value = var.get_value(borrow=True)
-        if not is_rng(var) and not isinstance(value, np.ndarray):
-            var.set_value(np.array(value, copy=True), borrow=True)
+        dtype = getattr(var.type, "dtype", None)
+        if not is_rng(var) and (not isinstance(value, np.ndarray) or value.dtype != dtype):
+            # JAX without 64-bit mode hands back int32 for an int64 counter (adam/t)
+            var.set_value(np.array(value, dtype=dtype, copy=True), borrow=True)
