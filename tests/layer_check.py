@@ -10,7 +10,7 @@ import numpy as np
 import pytensor
 import pytest
 
-from trainkit.backend import prepare, quiet
+from trainkit.backend import precision, prepare, quiet
 
 MODES = ["JAX", pytest.param("NUMBA", marks=pytest.mark.numba)]
 
@@ -38,10 +38,10 @@ def forward_and_grads(net, x, r, mode, lengths=None, training=False):
         grads = pytensor.grad(loss, [net.params[n] for n in names])
         inputs = [net.x] + ([net.lengths] if net.lengths is not None else [])
         prepare(mode, net.dtype)
-        with quiet():
+        with quiet(), precision(mode, net.dtype == "float64"):
             f = pytensor.function(inputs, [out, *grads], mode=mode)
     args = [x] + ([np.asarray(lengths, "int32")] if net.lengths is not None else [])
-    with quiet():
+    with quiet(), precision(mode, net.dtype == "float64"):
         values = f(*args)
     return np.asarray(values[0]), dict(zip(names, map(np.asarray, values[1:]), strict=True))
 
