@@ -42,6 +42,7 @@ import numpy as np
 from pytensor.tensor.random.type import RandomGeneratorType
 
 from .. import archive
+from . import ema
 
 __all__ = [
     "FORMAT",
@@ -292,7 +293,8 @@ def _apply(trainer, arrays, meta, path):
         else:
             var.set_value(np.array(arrays[f"state/{name}"], copy=True))
     best = {k[5:]: v for k, v in arrays.items() if k.startswith("best/")}
-    best = OrderedDict((n, best[n]) for n in trainer.graph.params) if best else None
+    names = [*trainer.graph.params, *(n for n in ema.running_state(trainer) if n in best)]
+    best = OrderedDict((n, best[n]) for n in names) if best else None
     es = meta["early_stopping"]
     trainer.early_stopping.set_state(es, best)
     trainer.validated_at = es["validated_at"]

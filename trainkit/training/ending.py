@@ -21,6 +21,8 @@ import logging
 
 import numpy as np
 
+from . import ema
+
 __all__ = [
     "DIVERGED_SHARE",
     "check_limits",
@@ -129,4 +131,7 @@ def restore_best(trainer):
         return
     for name, p in trainer.graph.params.items():
         p.set_value(np.array(best.best_params[name], copy=True))
+    for name, var in ema.running_state(trainer).items():  # batchnorm's, of the same step
+        if name in best.best_params:
+            var.set_value(np.array(best.best_params[name], copy=True))
     trainer.restored_step = best.best_step
