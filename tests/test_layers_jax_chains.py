@@ -170,3 +170,50 @@ def test_image_and_attention_chains_trace_on_jax(rng):
         ref = pytensor.function([img, seq], grads, mode="FAST_COMPILE")(*args)
     for a_, b_ in zip(got, ref, strict=True):
         assert_close(np.asarray(a_), b_)
+
+
+def _trained(layers, data, mode):
+    net = trainkit.Classifier(layers, seed=1, dtype="float32")
+    with pytensor.config.change_flags(floatX="float32"):
+        net.train(
+            data, algo="sgd", learning_rate=0.1, batch_size=8, max_updates=2, mode=mode, **QUIET
+        )
+    return values(net)
+
+
+@pytest.mark.parametrize("kind", ["tokens", "images"])
+def test_embedding_and_image_chains_train_on_jax_as_off_it(kind, rng):
+    """Token ids (lengths) -> embedding -> position -> strided conv -> pool -> attention ->
+    layernorm -> global max; images -> strided conv2d -> pool2d -> conv2d 'same' ->
+    batchnorm -> global average: two SGD updates on JAX equal FAST_COMPILE's."""
+    if kind == "tokens":
+        layers = [
+            dict(vocab=30, lengths=True),
+            dict(form="embedding", size=8),
+            dict(form="position", max_length=40),
+            dict(form="conv1d", size=8, kernel=3, stride=2),
+            dict(form="maxpool1d", pool=2),
+            dict(form="attention", heads=2),
+            dict(form="layernorm"),
+            dict(form="globalmaxpool"),
+            3,
+        ]
+        x = rng.integers(0, 30, size=(16, 23)).astype("int32")
+        extra = [rng.integers(8, 24, 16).astype("int32")]
+    else:
+        layers = [
+            dict(shape=(9, 8, 2)),
+            dict(form="conv2d", size=4, kernel=3, stride=2),
+            dict(form="maxpool2d", pool=2),
+            dict(form="conv2d", size=4, kernel=(2, 1), padding="same"),
+            dict(form="batchnorm"),
+            dict(form="globalavgpool"),
+            3,
+        ]
+        x = rng.normal(size=(16, 9, 8, 2)).astype("float32")
+        extra = []
+    data = [x, rng.integers(0, 3, 16).astype("int32"), *extra]
+    jax_values = _trained(layers, data, "JAX")
+    reference = _trained(layers, data, "FAST_COMPILE")
+    for name, value in reference.items():
+        assert_close(jax_values[name], value, tol=1e-4)
