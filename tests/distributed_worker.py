@@ -5,7 +5,8 @@
 CONFIG says what to train (``options``: trainer keywords; ``parallel``: give
 ``data_parallel='mpi'``; ``blowup_rows``: rows of x set to 1e30 so their
 batches are non-finite; ``sigterm_rank``/``sigterm_step``: that rank sends
-itself SIGTERM after that update). Each process writes ``rank<r>.npz`` (its
+itself SIGTERM after that update; ``sequences``: a GRU regressor on padded
+sequences with lengths and per-step sample weights instead of the MLP). Each process writes ``rank<r>.npz`` (its
 final state variables) and ``rank<r>.json`` (what the run reported).
 """
 
@@ -23,6 +24,26 @@ def data(n=37):
     return [x, (np.tanh(x[:, :2]) - x[:, 2:]).astype("float32")]
 
 
+def sequences(n=37, steps=5):
+    """``[x, y, lengths, weights]``: padded sequences (loud padding), per-step weights."""
+    rng = np.random.default_rng(1)
+    lengths = rng.integers(1, steps + 1, size=n).astype("int32")
+    x = rng.normal(size=(n, steps, 3)).astype("float32")
+    y = np.cumsum(x[..., :2], axis=1).astype("float32")
+    pad = np.arange(steps)[None, :] >= lengths[:, None]
+    x[pad], y[pad] = 4.0, -6.0
+    weights = rng.uniform(0.2, 3.0, size=(n, steps)).astype("float32")
+    return [x, y, lengths, weights]
+
+
+def network(config):
+    import trainkit
+
+    if config.get("sequences"):
+        return trainkit.Regressor([dict(size=3, lengths=True), dict(size=4, form="gru"), 2])
+    return trainkit.Regressor([3, (5, "tanh"), 2])
+
+
 class Record:
     """Keeps the trainer and every yielded pair; sends SIGTERM when told to."""
 
@@ -32,6 +53,12 @@ class Record:
 
     def on_start(self, trainer):
         self.trainer = trainer
+        # the state training starts from (after a resume): written as start/<name>
+        self.start = {
+            f"start/{name}": np.array(var.get_value())
+            for name, var in trainer.state_variables.items()
+            if not hasattr(var.get_value(), "bit_generator")
+        }
 
     def on_update(self, trainer):
         if self.rank == self.sigterm_rank and trainer.step == self.sigterm_step:
@@ -63,7 +90,6 @@ def collectives(out):
 
 
 def main(config_path, out):
-    import trainkit
     from trainkit.training.signals import stop_on_signals
 
     with open(config_path) as f:
@@ -77,10 +103,10 @@ def main(config_path, out):
 
         rank = MPI().rank
         options["data_parallel"] = "mpi"
-    train = data()
+    train = sequences() if config.get("sequences") else data()
     for row in config.get("blowup_rows", []):
         train[1][row] = 1e30  # its squared error overflows float32
-    net = trainkit.Regressor([3, (5, "tanh"), 2])
+    net = network(config)
     record = Record(rank, config.get("sigterm_rank"), config.get("sigterm_step"))
     options["callbacks"] = [record]
     iterator = net.itertrain(train, **options)
@@ -97,8 +123,11 @@ def main(config_path, out):
             generators[name] = value.bit_generator.state
         else:
             state[name] = np.asarray(value)
+    if config.get("record_start"):
+        state.update(record.start)
     np.savez(os.path.join(out, f"rank{rank}.npz"), **state)
     report = {
+        "pid": os.getpid(),
         "pairs": pairs,
         "stop_reason": trainer.stop_reason,
         "interrupted": trainer.interrupted,

@@ -38,10 +38,11 @@ def forward_and_grads(net, x, r, mode, lengths=None, training=False):
         grads = pytensor.grad(loss, [net.params[n] for n in names])
         inputs = [net.x] + ([net.lengths] if net.lengths is not None else [])
         prepare(mode, net.dtype)
-        with quiet(), precision(mode, net.dtype == "float64"):
+        x64 = net.dtype == "float64"
+        with quiet(), precision(mode, x64):
             f = pytensor.function(inputs, [out, *grads], mode=mode)
     args = [x] + ([np.asarray(lengths, "int32")] if net.lengths is not None else [])
-    with quiet(), precision(mode, net.dtype == "float64"):
+    with quiet(), precision(mode, x64):
         values = f(*args)
     return np.asarray(values[0]), dict(zip(names, map(np.asarray, values[1:]), strict=True))
 

@@ -83,7 +83,7 @@ def test_the_split_step_without_accumulation_equals_the_one_function_step():
         batch_size=8, max_updates=3, algo="adam", learning_rate=0.01, split_update=True
     )
     split.train(data)
-    assert split._step.split and not one._step.split
+    assert split.compiled.split and not one.compiled.split
     assert np.array_equal(w_split.get_value(), w_one.get_value())
 
 

@@ -12,7 +12,7 @@ import regularizers
 import trainkit
 from trainkit import optimizers
 from trainkit.cli import commands as cli
-from trainkit.cli import plotting
+from trainkit.cli import evaluate, files, plotting
 from trainkit.training import options
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -384,11 +384,11 @@ def test_predict_errors(folder, run):
 
 
 def test_predict_uses_the_mode_of_the_run(folder, run):
-    assert cli._run_mode(run / "model.npz") is None  # the config names no mode
+    assert evaluate.run_mode(run / "model.npz") is None  # the config names no mode
     text = (run / "config.toml").read_text().replace("[model]\n", '[model]\nmode = "JAX"\n')
     (run / "config.toml").write_text(text)
-    assert cli._run_mode(run / "model.npz") == cli._run_mode(run) == "JAX"
-    assert cli._run_mode(folder / "x.npy") is None
+    assert evaluate.run_mode(run / "model.npz") == evaluate.run_mode(run) == "JAX"
+    assert evaluate.run_mode(folder / "x.npy") is None
 
 
 def test_plot_redraws_curves_from_the_metrics(run):
@@ -481,7 +481,7 @@ def test_threads_flag_limits_blas_for_the_command(tmp_path, monkeypatch):
     import threadpoolctl
 
     seen = []
-    real = cli.files.load
+    real = files.load
 
     def spy(*args, **kwargs):
         seen.extend(info["num_threads"] for info in threadpoolctl.threadpool_info())
@@ -489,7 +489,7 @@ def test_threads_flag_limits_blas_for_the_command(tmp_path, monkeypatch):
 
     write_data(tmp_path)
     (tmp_path / "run.toml").write_text(CLASSIFIER)
-    monkeypatch.setattr(cli.files, "load", spy)
+    monkeypatch.setattr(files, "load", spy)
     result = invoke("--threads", 1, "train", tmp_path / "run.toml", "--run-dir", tmp_path / "r")
     assert result.exit_code == 0, result.stderr
     assert seen and set(seen) == {1}

@@ -1,7 +1,7 @@
 """The ``trainkit`` command as a real process: train, predict, errors, a killed run resumed.
 
-Subprocesses get the test flags explicitly (``FAST_COMPILE`` without a C
-compiler), so nothing compiles with Numba.
+Subprocesses get the test flags explicitly (float32, float64 refused, no C
+compiler) and compile with trainkit's default backend (JAX), as a user's do.
 """
 
 import os
@@ -20,7 +20,7 @@ from trainkit import cli
 from trainkit.cli import plotting
 
 ROOT = Path(__file__).resolve().parent.parent
-FLAGS = "mode=FAST_COMPILE,floatX=float32,warn_float64=raise,cxx="
+FLAGS = "floatX=float32,warn_float64=raise,cxx="
 
 RECURRENT = """\
 [model]

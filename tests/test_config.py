@@ -5,7 +5,10 @@ import tomllib
 import pytest
 
 from trainkit.cli import config
-from trainkit.cli.config import ConfigError, dumps, load, load_text, parse_override
+from trainkit.cli.config import load, load_text, parse_override
+from trainkit.cli.errors import ConfigError
+from trainkit.cli.shipped import examples
+from trainkit.cli.toml import dumps
 
 MODEL = '[model]\nkind = "Classifier"\nlayers = [4, {size = 3, form = "rnn"}, 2]\n'
 
@@ -92,7 +95,7 @@ def test_data_paths_are_relative_to_the_config_file(tmp_path):
 
 
 def test_examples_are_listed_and_load():
-    shipped = config.examples()
+    shipped = examples()
     assert "digits" in shipped and "recurrent" in shipped["digits"][1]
     c = load(example="digits")
     assert c.data == {"builtin": "digits", "valid_fraction": 0.2, "split_seed": 0}

@@ -46,7 +46,10 @@ def test_spec_defaults_and_axes():
     assert ArraySpec("x", 3).axes == ("batch", "time", "features")
     assert Y.axes == ("batch",)
     assert ArraySpec("y", 2, kind="int").axes == ("batch", "time")
-    assert W == ArraySpec("weights", 1, dtype="float32", low=0, optional=True, like="y")
+    # issue 15: sample weights must not all be 0 (positive_total)
+    assert W == ArraySpec(
+        "weights", 1, dtype="float32", low=0, optional=True, like="y", positive_total=True
+    )
     seq_y = ArraySpec("y", 3, features=4)
     assert ArraySpec.weights_for(seq_y).ndim == 2
     assert ArraySpec.weights_for(seq_y).axes == ("batch", "time")

@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
+from trainkit.cli import arrayfiles
 from trainkit.cli import files as datasets
-from trainkit.cli.files import DataError
+from trainkit.cli.errors import DataError
 
 
 @pytest.fixture
@@ -24,7 +25,7 @@ def files(tmp_path):
 
 def test_npz_arrays_by_name(files):
     folder, x, y = files
-    got = datasets.read_file(folder / "train.npz", {"x": "inputs", "y": "labels", "weights": "w"})
+    got = arrayfiles.read_file(folder / "train.npz", {"x": "inputs", "y": "labels", "weights": "w"})
     np.testing.assert_array_equal(got["x"], x)
     np.testing.assert_array_equal(got["y"], y)
     assert got["weights"].shape == (20,)
@@ -37,48 +38,48 @@ def test_missing_npz_array_lists_the_names_and_the_closest(files):
         match=r"no array 'label'; the file holds inputs, labels, w "
         r"\(closest: labels\)",
     ) as info:
-        datasets.read_file(folder / "train.npz", {"x": "inputs", "y": "label"})
+        arrayfiles.read_file(folder / "train.npz", {"x": "inputs", "y": "label"})
     assert info.value.key == "y"
 
 
 def test_npy_is_memory_mapped(files):
     folder, x, _ = files
-    got = datasets.read_npy(folder / "x.npy")
+    got = arrayfiles.read_npy(folder / "x.npy")
     assert isinstance(got, np.memmap) and got.mode == "r"
     np.testing.assert_array_equal(got, x)
 
 
 def test_csv_named_columns_and_default_inputs(files):
     folder, x, y = files
-    got = datasets.read_csv(folder / "train.csv", {"x": None, "y": "label"})
+    got = arrayfiles.read_csv(folder / "train.csv", {"x": None, "y": "label"})
     assert got["x"].shape == (20, 3) and got["y"].shape == (20,)
     np.testing.assert_allclose(got["x"], x, atol=1e-6)
     np.testing.assert_array_equal(got["y"], y)
-    two = datasets.read_csv(folder / "train.csv", {"x": ["c", "a"]})["x"]
+    two = arrayfiles.read_csv(folder / "train.csv", {"x": ["c", "a"]})["x"]
     np.testing.assert_allclose(two, x[:, [2, 0]], atol=1e-6)
     with pytest.raises(
         DataError,
         match=r"no column 'lable'; the columns are a, b, c, label "
         r"\(closest: label\)",
     ):
-        datasets.read_csv(folder / "train.csv", {"x": None, "y": "lable"})
+        arrayfiles.read_csv(folder / "train.csv", {"x": None, "y": "lable"})
 
 
 def test_csv_with_text_values_names_the_file(tmp_path):
     (tmp_path / "bad.csv").write_text("a,b\n1,2\n3,oops\n")
     with pytest.raises(DataError, match=r"bad.csv: could not convert string 'oops'"):
-        datasets.read_csv(tmp_path / "bad.csv", {"x": None})
+        arrayfiles.read_csv(tmp_path / "bad.csv", {"x": None})
     (tmp_path / "empty.csv").write_text("")
     with pytest.raises(DataError, match=r"empty.csv: empty file; expected a header row"):
-        datasets.read_csv(tmp_path / "empty.csv", {"x": None})
+        arrayfiles.read_csv(tmp_path / "empty.csv", {"x": None})
 
 
 def test_missing_files_and_unknown_types(tmp_path):
     with pytest.raises(DataError, match=r"nothing.npz: no such file"):
-        datasets.read_file(tmp_path / "nothing.npz", {"x": "x"})
+        arrayfiles.read_file(tmp_path / "nothing.npz", {"x": "x"})
     (tmp_path / "data.txt").write_text("1")
     with pytest.raises(DataError, match=r"unknown file type '.txt'; use .npz, .npy or .csv"):
-        datasets.read_file(tmp_path / "data.txt", {"x": None})
+        arrayfiles.read_file(tmp_path / "data.txt", {"x": None})
 
 
 def test_load_with_table_of_npy_files_and_a_split_that_keeps_memmaps(files, tmp_path):
@@ -104,7 +105,7 @@ def test_load_with_table_of_npy_files_and_a_split_that_keeps_memmaps(files, tmp_
 def test_take_rows_copies_memmaps_in_chunks(files, tmp_path):
     folder, x, _ = files
     index = np.array([1, 4, 5, 19])
-    out = datasets.take_rows(datasets.read_npy(folder / "x.npy"), index, tmp_path, chunk_rows=3)
+    out = datasets.take_rows(arrayfiles.read_npy(folder / "x.npy"), index, tmp_path, chunk_rows=3)
     assert isinstance(out, np.memmap)
     np.testing.assert_array_equal(out, x[index])
 
@@ -168,16 +169,16 @@ def test_digits_are_the_uci_images():
 
 
 def test_write_output(tmp_path):
-    datasets.write_output(tmp_path / "a.csv", np.array([1, 0, 2]), ["label"])
+    arrayfiles.write_output(tmp_path / "a.csv", np.array([1, 0, 2]), ["label"])
     assert (tmp_path / "a.csv").read_text() == "label\n1\n0\n2\n"
-    datasets.write_output(tmp_path / "b.csv", np.array([[0.25, 0.75]]), ["p0", "p1"])
+    arrayfiles.write_output(tmp_path / "b.csv", np.array([[0.25, 0.75]]), ["p0", "p1"])
     assert (tmp_path / "b.csv").read_text() == "p0,p1\n0.25,0.75\n"
-    datasets.write_output(tmp_path / "c.npy", np.ones((2, 3, 4)))
+    arrayfiles.write_output(tmp_path / "c.npy", np.ones((2, 3, 4)))
     assert np.load(tmp_path / "c.npy").shape == (2, 3, 4)
     with pytest.raises(DataError, match=r"do not fit a CSV table; write .npy"):
-        datasets.write_output(tmp_path / "d.csv", np.ones((2, 3, 4)))
+        arrayfiles.write_output(tmp_path / "d.csv", np.ones((2, 3, 4)))
     with pytest.raises(DataError, match=r"unknown output type '.txt'"):
-        datasets.write_output(tmp_path / "e.txt", np.ones(2))
+        arrayfiles.write_output(tmp_path / "e.txt", np.ones(2))
 
 
 def damaged_copies(folder):
@@ -197,14 +198,14 @@ def test_damaged_data_files_are_one_line_naming_the_file(files):
     for name in damaged_copies(folder):
         path = folder / name
         with pytest.raises(DataError) as info:
-            datasets.read_file(
+            arrayfiles.read_file(
                 path, {"x": "inputs", "y": "labels"} if name.endswith("z") else {"x": None}
             )
         message = str(info.value)
         assert message.startswith(f"{path}: not"), message
         assert "\n" not in message and "allow_pickle" not in message, message
         with pytest.raises(DataError, match=r"^" + str(path)) as info:
-            datasets.read_input(path, array="inputs" if name.endswith("z") else None)
+            arrayfiles.read_input(path, array="inputs" if name.endswith("z") else None)
         assert "allow_pickle" not in str(info.value)
 
 

@@ -8,8 +8,8 @@ from helpers import QUIET
 
 import trainkit
 from trainkit.distributed import Communicator, Identity, from_name, shard_rows, shard_slice
-from trainkit.distributed.training import quiet_options
 from trainkit.training.options import parse
+from trainkit.training.parallel import quiet_options
 
 
 def test_identity_collectives_give_back_what_they_are_given():

@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 
 import trainkit
-from trainkit.distributed.training import quiet_options
 from trainkit.training import loggers
 from trainkit.training.options import parse
+from trainkit.training.parallel import quiet_options
 
 pytest.importorskip("tensorboardX")
 pytest.importorskip("mlflow")

@@ -117,7 +117,8 @@ def test_numba_backend_matches_python():
 
 
 def test_lstm_matches_torch():
-    torch = pytest.importorskip("torch")
+    import torch  # a test dependency (the test extra): never skipped silently
+
     rng = np.random.default_rng(0)
     B, T, F, H = 3, 5, 4, 6
     x = rng.normal(size=(B, T, F))

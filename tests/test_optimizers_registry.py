@@ -176,7 +176,7 @@ def test_rprop_reads_its_initial_step_once():
 
 
 def test_register_is_explicit_and_checked(monkeypatch):
-    monkeypatch.setattr(registry, "_ALGORITHMS", dict(registry._ALGORITHMS))
+    monkeypatch.setattr(registry, "_ALGORITHMS", registry._ALGORITHMS.copy())
 
     @optimizers.register("halve")
     def halve(loss_or_grads, params, factor=0.5):

@@ -325,8 +325,7 @@ def test_from_kwargs_passes_regularizer_instances_through():
 @pytest.fixture
 def scratch_registry(monkeypatch):
     """Let a test register names without leaking them into the real registry."""
-    monkeypatch.setattr(registry, "_REGISTRY", registry._REGISTRY.copy())
-    monkeypatch.setattr(registry, "_ALIASES", registry._ALIASES.copy())
+    monkeypatch.setattr(registry, "_REGULARIZERS", registry._REGULARIZERS.copy())
     monkeypatch.setattr(registry, "_MAPPING_FORM", set(registry._MAPPING_FORM))
 
 

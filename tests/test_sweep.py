@@ -10,17 +10,18 @@ import tomllib
 from pathlib import Path
 
 import numpy as np
+import optuna  # a test dependency (the test extra): never skipped silently
 import pytest
 from click.testing import CliRunner
 
-optuna = pytest.importorskip("optuna", reason="the sweep extra (pip install 'trainkit[sweep]')")
-
-import trainkit  # noqa: E402
-from trainkit import tuning  # noqa: E402
-from trainkit.cli import commands as cli  # noqa: E402
-from trainkit.cli import config  # noqa: E402
-from trainkit.cli import sweep as sweeping  # noqa: E402
-from trainkit.cli.sweepconfig import parse_text  # noqa: E402
+import trainkit
+from trainkit import tuning
+from trainkit.cli import commands as cli
+from trainkit.cli import config
+from trainkit.cli import sweep as sweeping
+from trainkit.cli.errors import ConfigError
+from trainkit.cli.sweep.spec import parse_text
+from trainkit.cli.sweep.storage import open_storage
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -85,7 +86,7 @@ def steps_of(run_dir):
 
 def load_study(sweep_dir, storage=None):
     where = storage or os.fspath(sweep_dir / "journal.log")
-    return optuna.load_study(study_name=sweep_dir.name, storage=sweeping.open_storage(where))
+    return optuna.load_study(study_name=sweep_dir.name, storage=open_storage(where))
 
 
 # -- two workers, one journal file ---------------------------------------------------
@@ -289,7 +290,7 @@ BASE = '[model]\nkind = "Regressor"\nlayers = [2, 1]\n[data]\nbuiltin = "digits"
     ],
 )  # fmt: skip
 def test_bad_sweep_sections_are_one_line_errors(sweep, message):
-    with pytest.raises(config.ConfigError, match=message):
+    with pytest.raises(ConfigError, match=message):
         parse_text(BASE + sweep, "run.toml")
 
 

@@ -18,7 +18,7 @@ optuna = pytest.importorskip("optuna", reason="the sweep extra (pip install 'tra
 
 from trainkit.cli import plotting, run  # noqa: E402
 from trainkit.cli import sweep as sweeping  # noqa: E402
-from trainkit.cli.sweepconfig import parse_text, trial_seed  # noqa: E402
+from trainkit.cli.sweep.spec import parse_text, trial_seed  # noqa: E402
 
 #: one quick trial per point: no pruning, 10 updates
 QUICK = SWEEP.replace("max_updates = 30", "max_updates = 10").replace(

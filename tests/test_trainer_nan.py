@@ -40,7 +40,9 @@ class States:
 
     def on_update(self, trainer):
         self.after[trainer.step] = {
-            name: np.array(var.get_value(), copy=True)
+            # the variable's own dtype: under JAX (no 64-bit mode) an int64 counter's value
+            # comes back as int32 between updates; trainkit's state is numpy of that dtype
+            name: np.array(var.get_value(), dtype=var.type.dtype, copy=True)
             for name, var in trainer.state_variables.items()
             if not name.endswith("/rng")
         }

@@ -41,7 +41,7 @@ class Functions:
         self.seen = []
 
     def on_update(self, trainer):
-        self.seen.append(trainer._step)
+        self.seen.append(trainer.compiled)
 
 
 def step_rates(s):

@@ -40,7 +40,7 @@ _PYTENSOR_DEFAULT = "Mode"
 
 #: warnings PyTensor's JAX backend gives for every graph, about its own internals:
 #: the private copy of each random generator (which trainkit writes back, see
-#: ``Step.sync_generators``), shape assertions JAX cannot keep, and float64
+#: ``CompiledStep.sync_generators``), shape assertions JAX cannot keep, and float64
 #: accumulators JAX truncates to float32 (trainkit asks for neither; the results are
 #: the same)
 _NOISE = (

@@ -1,4 +1,4 @@
-r"""Arrays in data files: ``.npz``, ``.npy`` and CSV read, predictions written; ``DataError``.
+r"""Arrays in data files: ``.npz``, ``.npy`` and CSV read, predictions written.
 
 - ``.npz``: named arrays; ``x``, ``y``, ``weights`` name which is which
   (default ``x`` and ``y``). Declared sizes are checked before reading
@@ -11,8 +11,8 @@ r"""Arrays in data files: ``.npz``, ``.npy`` and CSV read, predictions written; 
 - :func:`write_output` writes predictions as ``.npy`` or CSV.
 
 What a config's ``[data]`` section makes of these files is
-:mod:`trainkit.cli.files`, which re-exports all of this. Every problem is a
-:class:`DataError`: one line with the file, the key of ``[data]`` it
+:mod:`trainkit.cli.files`. Every problem is a
+:class:`~trainkit.cli.errors.DataError`: one line with the file, the key of ``[data]`` it
 concerns (``key``), what was wrong and what is there:
 
 >>> import os, tempfile
@@ -21,7 +21,7 @@ concerns (``key``), what was wrong and what is there:
 >>> read_file(os.path.join(folder, "train.npz"), {"x": "input", "y": "labels"})
 Traceback (most recent call last):
 ...
-trainkit.cli.arrayfiles.DataError: .../train.npz: no array 'input'; the file holds inputs, labels (closest: inputs)
+trainkit.cli.errors.DataError: .../train.npz: no array 'input'; the file holds inputs, labels (closest: inputs)
 """  # noqa: E501
 
 import contextlib
@@ -34,23 +34,15 @@ import numpy as np
 from regularizers.errors import closest_hint, listing
 
 from .. import npzfile
+from .errors import DataError
 
 __all__ = [
-    "DataError",
     "read_csv",
     "read_file",
     "read_input",
     "read_npy",
     "write_output",
 ]
-
-
-class DataError(ValueError):
-    """Bad or missing data; ``key`` is the ``[data]`` key it concerns, if any."""
-
-    def __init__(self, message, key=None):
-        super().__init__(message)
-        self.key = key
 
 
 # -- reading files ------------------------------------------------------------------

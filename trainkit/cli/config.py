@@ -32,7 +32,7 @@ file, the key, the value, what is allowed and the closest valid key:
 >>> load_text(text, "run.toml").check_training()
 Traceback (most recent call last):
 ...
-trainkit.cli.configcheck.ConfigError: run.toml: training.weight_l22: unknown keyword argument; it is not a hyperparameter of rmsprop, a regularizer or a trainer option (closest: weight_l2, weight_l1)
+trainkit.cli.errors.ConfigError: run.toml: training.weight_l22: unknown keyword argument; it is not a hyperparameter of rmsprop, a regularizer or a trainer option (closest: weight_l2, weight_l1)
 """  # noqa: E501
 
 import contextlib
@@ -43,69 +43,31 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from regularizers.errors import ArgumentError, closest_hint, unknown
+from regularizers.errors import ArgumentError, closest_hint
 
 from ..training import options
-from .configcheck import (  # noqa: F401  (BUILTIN, KINDS, check_mode: importable here too)
-    BUILTIN,
+from .configcheck import (
     CLI_OPTIONS,
-    DATA_KEYS,
-    KINDS,
-    MODEL_KEYS,
-    RESUMABLE,
     SECTIONS,
-    ConfigError,
-    _check_data,
-    _check_model,
-    _check_tables,
-    _none,
+    as_none,
+    check_data,
     check_mode,
+    check_model,
+    check_tables,
 )
-from .toml import NONE, dumps  # noqa: F401  (NONE: importable here too)
+from .errors import ConfigError
+from .shipped import example_path
 
 __all__ = [
-    "ConfigError",
     "Config",
-    "MODEL_KEYS",
-    "DATA_KEYS",
-    "SECTIONS",
-    "CLI_OPTIONS",
-    "RESUMABLE",
-    "EXAMPLES_DIR",
-    "examples",
-    "example_path",
     "load",
     "load_text",
     "parse_override",
-    "dumps",
     "backend",
 ]
 
-EXAMPLES_DIR = Path(__file__).parent / "examples"
 
-
-# -- examples -------------------------------------------------------------------
-
-
-def examples():
-    """Shipped example configs: ``{name: (path, one-line description)}``, by name."""
-    found = {}
-    for path in sorted(EXAMPLES_DIR.glob("*.toml")):
-        lines = path.read_text(encoding="utf-8").splitlines()
-        first = next((ln.lstrip("# ").strip() for ln in lines if ln.startswith("#")), "")
-        found[path.stem] = (path, first)
-    return found
-
-
-def example_path(name):
-    """The path of the shipped example ``name``; ConfigError naming the closest."""
-    shipped = examples()
-    if name not in shipped:
-        raise ConfigError(unknown("--example", name, shipped, kind="example"))
-    return shipped[name][0]
-
-
-# -- TOML out ---------------------------------------------------------------------
+# -- --set KEY=VALUE ---------------------------------------------------------------
 
 
 def parse_override(text):
@@ -216,8 +178,8 @@ class Config:
     @property
     def mode(self):
         """The PyTensor mode (``[model] mode``, else ``[training] mode``), or None."""
-        mode = _none(self.model.get("mode"))
-        return mode if mode is not None else _none(self.training.get("mode"))
+        mode = as_none(self.model.get("mode"))
+        return mode if mode is not None else as_none(self.training.get("mode"))
 
     def model_kwargs(self):
         """Keyword arguments of the model class (``kind`` left out)."""
@@ -225,7 +187,7 @@ class Config:
         for key, value in self.model.items():
             if key == "kind":
                 continue
-            value = _none(value)
+            value = as_none(value)
             if key == "layers":
                 value = [tuple(v) if isinstance(v, list) else v for v in value]
             kwargs[key] = value
@@ -233,7 +195,7 @@ class Config:
 
     def training_kwargs(self):
         """Keyword arguments of ``net.train`` (``algo`` left out; ``"none"`` is None)."""
-        return {k: _none(v) for k, v in self.training.items() if k != "algo"}
+        return {k: as_none(v) for k, v in self.training.items() if k != "algo"}
 
     def network(self):
         """Build the model (no compiling); ConfigError for a bad ``[model]``."""
@@ -364,9 +326,9 @@ def load_text(text, source="<config>", base_dir=".", overrides=()):
         _apply_override(config, path, value)
     if not config.model:
         raise ConfigError(f"{source}: [model]: missing; a config needs [model] with kind, layers")
-    _check_model(config)
-    _check_data(config)
-    modes = _none(config.model.get("mode")), _none(config.training.get("mode"))
+    check_model(config)
+    check_data(config)
+    modes = as_none(config.model.get("mode")), as_none(config.training.get("mode"))
     if isinstance(modes[1], str):
         try:
             check_mode(modes[1], argument="")
@@ -380,7 +342,7 @@ def load_text(text, source="<config>", base_dir=".", overrides=()):
         )
     for key in ("train", "valid"):
         if key in config.data:
-            _check_tables(config, "data", key, config.data[key])
+            check_tables(config, "data", key, config.data[key])
     return config
 
 

@@ -1,23 +1,21 @@
-"""What a run config may hold, the checks of its sections as read, and ``ConfigError``.
+"""What a run config may hold, and the checks of its sections as read.
 
 The sections and their keys (:data:`MODEL_KEYS`, :data:`DATA_KEYS`,
 :data:`SECTIONS`), the trainer options only the command line sets
 (:data:`CLI_OPTIONS`), the ``[training]`` keys a resumed run may change
 (:data:`RESUMABLE`), the model kinds and the built-in data sets. The checks
-(``_check_model``, ``_check_data``, ``_check_tables``) look at types,
+(:func:`check_model`, :func:`check_data`, :func:`check_tables`) look at types,
 unknown keys, kinds, modes and data sources before anything is built;
 ``[training]`` is checked by :meth:`trainkit.cli.config.Config.check_training`.
-:class:`ConfigError` is what every problem with a config raises; it is here,
-below :mod:`trainkit.cli.config`, which reads configs and re-exports all
-of this.
+Every problem is a :class:`~trainkit.cli.errors.ConfigError`.
 """
 
 from regularizers.errors import closest_hint, unknown
 
+from .errors import ConfigError
 from .toml import NONE
 
 __all__ = [
-    "ConfigError",
     "MODEL_KEYS",
     "DATA_KEYS",
     "SECTIONS",
@@ -25,7 +23,11 @@ __all__ = [
     "RESUMABLE",
     "KINDS",
     "BUILTIN",
+    "as_none",
+    "check_data",
     "check_mode",
+    "check_model",
+    "check_tables",
 ]
 
 #: keys of ``[model]`` and what they mean
@@ -72,11 +74,7 @@ KINDS = ("Regressor", "Classifier", "Autoencoder")
 BUILTIN = ("digits",)
 
 
-class ConfigError(ValueError):
-    """A bad configuration; the message is one line: file, key, value, what is allowed."""
-
-
-def _none(value):
+def as_none(value):
     return None if isinstance(value, str) and value.lower() == NONE else value
 
 
@@ -99,7 +97,7 @@ def _check_keys(config, section, values, allowed):
 
 
 def _expect(config, section, key, value, kinds, what, allow_none=False):
-    if allow_none and _none(value) is None:
+    if allow_none and as_none(value) is None:
         return
     if isinstance(value, bool) and bool not in kinds:
         ok = False
@@ -109,7 +107,7 @@ def _expect(config, section, key, value, kinds, what, allow_none=False):
         raise config.error(section, key, f"expected {what}, got {_kind_of(value)} {value!r}")
 
 
-def _check_model(config):
+def check_model(config):
     model = config.model
     _check_keys(config, "model", model, MODEL_KEYS)
     for key in ("kind", "layers"):
@@ -133,7 +131,7 @@ def _check_model(config):
                 "model", "seed", f"must be a non-negative integer, got {model['seed']}"
             )
     _check_names(config, model)
-    mode = _none(model.get("mode"))
+    mode = as_none(model.get("mode"))
     if mode is not None:
         from pytensor.compile.mode import predefined_modes
 
@@ -152,12 +150,12 @@ def _check_names(config, model):
         ("loss", losses.names(), "loss"),
         ("dtype", ["float32", "float64"], "dtype"),
     ):
-        value = _none(model.get(key))
+        value = as_none(model.get(key))
         if isinstance(value, str) and value not in names:
             raise config.error("model", key, unknown("", value, names, kind=kind)[2:])
 
 
-def _check_data(config):
+def check_data(config):
     data = config.data
     _check_keys(config, "data", data, DATA_KEYS)
     if "builtin" in data:
@@ -208,7 +206,7 @@ def _check_data(config):
             raise config.error("data", "split_seed", f"must be >= 0, got {seed}")
 
 
-def _check_tables(config, section, key, value):
+def check_tables(config, section, key, value):
     """Check that a table of per-role .npy files names only x, y, weights."""
     if isinstance(value, dict):
         for role, path in value.items():

@@ -2,9 +2,7 @@ r"""Data for the command line: a ``[data]`` section's arrays, a validation split
 
 - :func:`load` reads what a config's ``[data]`` names, data files or a
   built-in data set, into a :class:`Data`. The files (``.npz``, ``.npy``
-  memory-mapped, CSV) are read by :mod:`trainkit.cli.arrayfiles`, whose
-  readers, :func:`write_output` and :class:`DataError` are importable from
-  here too.
+  memory-mapped, CSV) are read by :mod:`trainkit.cli.arrayfiles`.
 - A validation split holds out a seeded random fraction of the examples,
   chosen by index from the length alone; memory-mapped arrays are copied
   chunk by chunk into memory-mapped files in a scratch folder, never read
@@ -12,7 +10,7 @@ r"""Data for the command line: a ``[data]`` section's arrays, a validation split
 - :func:`digits` is the UCI handwritten digits (1,797 8x8 images, classes
   0-9) shipped with trainkit: see ``trainkit/cli/builtin/README.md``.
 
-Every problem is a :class:`DataError`: one line with the file, the key of
+Every problem is a :class:`~trainkit.cli.errors.DataError`: one line with the file, the key of
 ``[data]`` it concerns (``key``), what was wrong and what is there.
 """
 
@@ -23,22 +21,18 @@ from pathlib import Path
 
 import numpy as np
 
-from .arrayfiles import DataError, read_csv, read_file, read_input, read_npy, write_output
+from .arrayfiles import read_file, read_npy
+from .errors import DataError
 
 __all__ = [
     "BUILTIN",
     "CHUNK_ROWS",
-    "DataError",
     "Data",
     "digits",
     "fit_input",
     "load",
-    "read_csv",
-    "read_file",
-    "read_input",
     "split_indices",
     "take_rows",
-    "write_output",
 ]
 
 DATA_DIR = Path(__file__).parent / "builtin"

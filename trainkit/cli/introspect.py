@@ -1,8 +1,9 @@
-"""What ``trainkit describe`` and ``trainkit explain`` report, as data and as text.
+"""What ``trainkit explain`` reports, as data and as text.
 
-Nothing here compiles: both read a built network's graph (names, shapes, hidden
-and recurrent marks) and, for ``explain``, what each regularizer of a config
-selects and which hook it uses.
+Nothing here compiles: it reads a built network's graph and what each
+regularizer of a config selects and which hook it uses. (What ``trainkit
+describe`` reports, the layers, parameters and outputs, is
+:mod:`trainkit.models.summary`'s.)
 """
 
 import inspect
@@ -11,9 +12,9 @@ import json
 from regularizers.base import Regularizer
 
 from .. import optimizers
-from ..models.summary import model_info, model_text, table  # noqa: F401  (describe)
+from ..models.summary import table
 from ..training import options
-from . import config
+from . import configcheck
 
 __all__ = ["HOOKS", "explain_info", "explain_text", "value_text"]
 
@@ -56,7 +57,9 @@ def explain_info(cfg, net):
     opts = {
         k: v
         for k, v in cfg.training_kwargs().items()
-        if k in options.OPTIONS and k not in config.CLI_OPTIONS and v != options.OPTIONS[k].default
+        if k in options.OPTIONS
+        and k not in configcheck.CLI_OPTIONS
+        and v != options.OPTIONS[k].default
     }
     entries = []
     for reg in regs:

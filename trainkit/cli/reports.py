@@ -8,9 +8,11 @@ from pathlib import Path
 
 import click
 
+from ..models.summary import model_info, model_text
 from ..training.assembly import DEFAULT_LEARNING_RATE
-from . import config, introspect
-from .commands import UserError, _handle_errors, _load_config, cli
+from . import config, configcheck, introspect, shipped
+from .configinput import load_config
+from .errors import UserError, handle_errors
 from .introspect import value_text
 
 # -- list ---------------------------------------------------------------------------
@@ -27,9 +29,9 @@ def _first_line(obj):
 LISTS = ("optimizers", "regularizers", "options", "layers", "config", "examples")
 
 
-@cli.command(name="list")
+@click.command(name="list")
 @click.argument("what", required=False, type=click.Choice(["all", *LISTS]), default="all")
-@_handle_errors
+@handle_errors
 def list_(what):
     """List optimizers, regularizers, trainer options, layer vocabulary, the keys of
     [model] and [data], and examples.
@@ -80,7 +82,7 @@ def list_(what):
             "trainer options  ([training] keys; the optimizer is training.algo, default rmsprop)"
         ]
         for name, option in options.OPTIONS.items():
-            note = " (set by the command line)" if name in config.CLI_OPTIONS else ""
+            note = " (set by the command line)" if name in configcheck.CLI_OPTIONS else ""
             default = f"{name} = {value_text(option.default)}"
             lines.append(f"  {default:<30} {option.doc}{note}")
         blocks.append(lines)
@@ -88,7 +90,7 @@ def list_(what):
         blocks.append(
             [
                 "layers  ([model] layers = [input size, entry, ...])",
-                f"  kinds        {', '.join(config.KINDS)}",
+                f"  kinds        {', '.join(configcheck.KINDS)}",
                 "  entry        SIZE, [SIZE, ACTIVATION], or {size = ..., form = ..., "
                 "activation = ..., name = ..., return_sequences = ..., bidirectional = ...}; "
                 "the input entry {size = ..., lengths = true} takes sequence lengths "
@@ -101,13 +103,13 @@ def list_(what):
             ]
         )
     if "config" in parts:
-        for section, keys in (("model", config.MODEL_KEYS), ("data", config.DATA_KEYS)):
+        for section, keys in (("model", configcheck.MODEL_KEYS), ("data", configcheck.DATA_KEYS)):
             lines = [f"[{section}] keys"]
             lines += [f"  {key:<18} {doc}" for key, doc in keys.items()]
             blocks.append(lines)
     if "examples" in parts:
         lines = ["examples  (trainkit train --example NAME)"]
-        for name, (path, description) in config.examples().items():
+        for name, (path, description) in shipped.examples().items():
             lines.append(f"  {name:<10} {description}")
             lines.append(f"  {'':<10} {path}")
         blocks.append(lines)
@@ -122,7 +124,7 @@ def _network_from(target, example, overrides, mode=None):
     from ..models import load as load_model
 
     if example is not None or (target is not None and target.lower().endswith(".toml")):
-        cfg = _load_config(target, example, overrides)
+        cfg = load_config(target, example, overrides)
         return cfg.network(), cfg
     if target is None:
         raise UserError("give a model file, a config file, or --example NAME")
@@ -142,12 +144,12 @@ def _network_from(target, example, overrides, mode=None):
     return net, None
 
 
-@cli.command()
+@click.command()
 @click.argument("target", metavar="[MODEL_OR_CONFIG]", required=False)
 @click.option("--example", metavar="NAME", help="Describe a shipped example config.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a key.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
-@_handle_errors
+@handle_errors
 def describe(target, example, overrides, as_json):
     """Show a model's layers, parameter names and shapes, and output names.
 
@@ -156,19 +158,19 @@ def describe(target, example, overrides, as_json):
     match: parameters LAYER.PARAM (hid1.w), outputs LAYER:OUTPUT (hid1:out).
     """
     net, _ = _network_from(target, example, overrides)
-    info = introspect.model_info(net)
-    click.echo(json.dumps(info, indent=2) if as_json else introspect.model_text(info))
+    info = model_info(net)
+    click.echo(json.dumps(info, indent=2) if as_json else model_text(info))
 
 
 # -- explain ------------------------------------------------------------------------
 
 
-@cli.command()
+@click.command()
 @click.argument("config_path", metavar="[CONFIG]", required=False)
 @click.option("--example", metavar="NAME", help="Explain a shipped example config.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a key.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
-@_handle_errors
+@handle_errors
 def explain(config_path, example, overrides, as_json):
     """Show what each regularizer, constraint and clip in a config will touch.
 
@@ -177,7 +179,7 @@ def explain(config_path, example, overrides, as_json):
     (loss penalty, training-graph noise/dropout, gradient clipping, update
     constraint); then which of them apply to each parameter and output.
     """
-    cfg = _load_config(config_path, example, overrides)
+    cfg = load_config(config_path, example, overrides)
     with config.backend(cfg.mode):
         net = cfg.network()
         info = introspect.explain_info(cfg, net)

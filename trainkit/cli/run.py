@@ -27,11 +27,19 @@ from .. import __version__
 from ..backend import resolve
 from ..training.loggers import check_loggers, log_artifacts, with_metrics_file
 from ..training.signals import stop_on_signals
-from . import config, files, plotting
+from . import config, configcheck, files, plotting, toml
 from .distributed import abort_on_error, is_writer
-from .files import DataError
+from .errors import ConfigError, DataError, one_line
 
-__all__ = ["RUN_FILES", "RunResult", "TrainingDiverged", "add_loggers", "prepare", "run_config"]
+__all__ = [
+    "RUN_FILES",
+    "RunResult",
+    "TrainingDiverged",
+    "add_loggers",
+    "data_error",
+    "prepare",
+    "run_config",
+]
 
 #: what a run directory holds
 RUN_FILES = ("config.toml", "metrics.csv", "metrics.jsonl", "checkpoint.npz", "model.npz")
@@ -101,17 +109,23 @@ class _Clock:
             self.first = time.monotonic()
 
 
-def _one_line(error):
-    """The message of a library exception, as one line."""
-    if isinstance(error, OSError) and error.filename is not None and error.strerror:
-        return f"{error.filename}: {error.strerror[0].lower()}{error.strerror[1:]}"
-    text = str(error) or type(error).__name__
-    return " ".join(text.split())
+def _roles(net, arrays):
+    """``(x, y, lengths, weights)`` of data in :func:`files.load`'s order (None: absent)."""
+    x, *rest = arrays
+    y = None if type(net).__name__ == "Autoencoder" else rest.pop(0)
+    lengths = rest.pop(0) if net.lengths is not None and rest else None
+    return x, y, lengths, (rest[0] if rest else None)
 
 
 def _score_line(net, valid, held_out):
-    """``'held-out accuracy 0.9722 (360 examples)'`` for the final model."""
-    score = net.score(*valid)
+    """``'held-out accuracy 0.9722 (360 examples)'`` for the final model.
+
+    The score honours the data's sequence lengths and sample weights, as
+    ``net.score(x, y, weights=..., lengths=...)`` does.
+    """
+    x, y, lengths, weights = _roles(net, valid)
+    targets = [] if y is None else [y]
+    score = net.score(x, *targets, weights=weights, lengths=lengths)
     what = "accuracy" if type(net).__name__ == "Classifier" else "R²"
     where = "held-out" if held_out else "training-data"
     return f"{where} {what} {score:.4f} ({len(valid[0])} examples)", score
@@ -140,11 +154,11 @@ def add_loggers(cfg, names):
 def prepare(cfg):
     """Build ``cfg``'s model and check ``[training]`` against it; nothing compiles.
 
-    Returns the network. Raises :class:`~trainkit.cli.config.ConfigError`
+    Returns the network. Raises :class:`~trainkit.cli.errors.ConfigError`
     (one line naming the file and key) for a bad config.
     """
     if not cfg.data:
-        raise config.ConfigError(
+        raise ConfigError(
             f'{cfg.source}: [data]: missing; training needs train = "file" or builtin'
         )
     with config.backend(cfg.mode):
@@ -210,22 +224,22 @@ def run_config(
                     if arrays is not None:
                         arrays[0] = files.fit_input(arrays[0], net.n_in, net.structure.in_shape)
             except DataError as error:
-                raise _data_error(cfg, error) from error
+                raise data_error(cfg, error) from error
             return _train(
                 cfg, net, data, run_dir, resume, began, callbacks, echo, log, communicator
             )
 
 
-def _data_error(cfg, error):
+def data_error(cfg, error):
     """A DataError from a ``[data]`` section, naming the config key it concerns."""
     if error.key is None:
-        return config.ConfigError(str(error))
-    return config.ConfigError(f"{cfg.where('data', error.key)}: {error}")
+        return ConfigError(str(error))
+    return ConfigError(f"{cfg.where('data', error.key)}: {error}")
 
 
 def _write_config(cfg, run_dir):
     (run_dir / "config.toml").write_text(
-        config.dumps(
+        toml.dumps(
             cfg.as_dict(),
             comments=[
                 f"The resolved configuration of this run (trainkit {__version__}), from",
@@ -289,7 +303,7 @@ def _train(cfg, net, data, run_dir, resume, began, callbacks, echo, log, communi
         plotting.plot_run(run_dir)
         curves = True
     except (ValueError, OSError) as error:
-        echo(f"curves.png not drawn: {_one_line(error)}", err=True)
+        echo(f"curves.png not drawn: {one_line(error)}", err=True)
         curves = False
 
     reason = trainer.stop_reason or ""
@@ -308,14 +322,15 @@ def _train(cfg, net, data, run_dir, resume, began, callbacks, echo, log, communi
             f"{run_dir}: the run is finished ({reason} at update {trainer.step}); nothing "
             f"was trained and model.npz is as it was; to train further raise a limit, e.g. "
             f"--set training.max_updates=N (resumable: "
-            f"{', '.join(f'training.{k}' for k in config.RESUMABLE)})"
+            f"{', '.join(f'training.{k}' for k in configcheck.RESUMABLE)})"
         )
         result.finished_before = True
         result.files = [f for f in RUN_FILES if (run_dir / f).exists()]
         return result
 
     evaluate = data.valid if data.valid is not None else data.train
-    predictions_finite = bool(np.all(np.isfinite(net.predict(evaluate[0]))))
+    x, _, lengths, _ = _roles(net, evaluate)
+    predictions_finite = bool(np.all(np.isfinite(net.predict(x, lengths))))
     if trainer.diverged or not predictions_finite:
         why = reason if trainer.diverged else "the model's predictions are not finite"
         result.files = [f for f in RUN_FILES if (run_dir / f).exists()]

@@ -77,6 +77,12 @@ class ArraySpec:
     like : str or None
         Name of another spec whose leading ``ndim`` axes this array's shape
         must equal (sample weights follow their targets).
+    steps_of : str or None
+        Name of another spec whose axis 1 (time steps) bounds the values from
+        above: sequence lengths are at most the padded length of ``x``.
+    positive_total : bool
+        Whether at least one value must be positive (sample weights: with
+        every weight 0 no mean is defined).
 
     Examples
     --------
@@ -99,6 +105,8 @@ class ArraySpec:
     optional: bool = False
     like: str | None = None
     what: str | None = None
+    steps_of: str | None = None
+    positive_total: bool = False
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name:
@@ -138,7 +146,23 @@ class ArraySpec:
         """Optional non-negative sample weights for ``target``: one per example
         (``(batch,)``), or per time step of a sequence (``(batch, time)``)."""
         ndim = target.ndim if target.kind == "int" or target.ndim == 1 else target.ndim - 1
-        return cls(name, ndim, kind="float", dtype=dtype, low=0, optional=True, like=target.name)
+        return cls(
+            name,
+            ndim,
+            kind="float",
+            dtype=dtype,
+            low=0,
+            optional=True,
+            like=target.name,
+            positive_total=True,
+        )
+
+    @property
+    def noun(self):
+        """What the values are, for messages: ``'integer class labels'``, ``'numbers'``."""
+        if self.kind == "float":
+            return "numbers"
+        return "integer sequence lengths" if self.steps_of is not None else "integer class labels"
 
 
 def _check_specs(specs):
@@ -154,8 +178,10 @@ def _check_specs(specs):
     if flags != sorted(flags):
         raise ValueError(f"specs: optional arrays must come last, got {listing(names)}")
     for spec in specs:
-        if spec.like is not None and spec.like not in names:
-            raise ValueError(unknown(f"specs: {spec.name}.like", spec.like, names, kind="array"))
+        for field in ("like", "steps_of"):
+            other = getattr(spec, field)
+            if other is not None and other not in names:
+                raise ValueError(unknown(f"specs: {spec.name}.{field}", other, names, kind="array"))
     return tuple(specs)
 
 
@@ -175,9 +201,10 @@ def _blocks(array, chunk_rows):
         yield 0, array
 
 
-def _check_values(array, spec, label, argument, chunk_rows):
+def _check_values(array, spec, label, argument, chunk_rows, bound=None):
     is_float = array.dtype.kind == "f"
-    what = spec.what or ("labels" if spec.kind == "int" else "values")
+    what = spec.what or ("values" if spec.kind == "float" else spec.noun.split()[-1])
+    positive = False
     for start, block in _blocks(array, chunk_rows):
         if block.size == 0:
             continue
@@ -191,10 +218,13 @@ def _check_values(array, spec, label, argument, chunk_rows):
                 if frac.any():
                     raise InvalidArgument(
                         argument,
-                        f"{label} must hold integer class labels, "
+                        f"{label} must hold {spec.noun}, "
                         f"got {array.dtype} values {_fmt(block[frac][0])}",
                     )
+        positive = positive or bool((block > 0).any())
         low, high = spec.low, spec.high
+        if bound is not None:
+            high = bound[0] if high is None else min(high, bound[0])
         found = None
         if low is not None and (smallest := block.min()) < low:
             found = smallest
@@ -217,10 +247,17 @@ def _check_values(array, spec, label, argument, chunk_rows):
                 if low is not None and high is not None
                 else (f">= {_fmt(low)}" if low is not None else f"<= {_fmt(high)}")
             )
+            within = f" (the {bound[1]})" if bound is not None and high == bound[0] else ""
             raise InvalidArgument(
                 argument,
-                f"{label} has {what} out of range: found {_fmt(found)}{where}, allowed {allowed}",
+                f"{label} has {what} out of range: found {_fmt(found)}{where}, allowed {allowed}{within}",
             )
+    if spec.positive_total and array.size and not positive:
+        raise InvalidArgument(
+            argument,
+            f"{label} is 0 everywhere; at least one sample weight must be positive "
+            f"(every weight 0 leaves the weighted mean undefined)",
+        )
 
 
 def check_arrays(arrays, specs, argument="train", chunk_rows=None, values=True):
@@ -229,7 +266,9 @@ def check_arrays(arrays, specs, argument="train", chunk_rows=None, values=True):
     Checks, in order: the number of arrays, each array's dtype, rank,
     feature count and time steps, equal lengths, the shapes of arrays tied to
     another by ``like``, then the values: NaN or Inf in float arrays,
-    non-integral float labels, and values outside ``low``/``high``. Value
+    non-integral float labels, values outside ``low``/``high`` (and above
+    the time steps of the array named by ``steps_of``), and weights that are
+    0 everywhere (``positive_total``). Value
     checks on an ``np.memmap`` read ``chunk_rows`` rows at a time and stop at
     the first problem; other arrays are checked at once.
 
@@ -296,9 +335,10 @@ def check_arrays(arrays, specs, argument="train", chunk_rows=None, values=True):
                 array = np.asarray(array)
             except (TypeError, ValueError) as error:
                 raise UnknownArgument(argument, f"{label} is not an array ({error})") from None
-        expected = "integer class labels" if spec.kind == "int" else "numbers"
         if array.dtype.kind not in "biuf":
-            raise UnknownArgument(argument, f"{label} has dtype {array.dtype}; expected {expected}")
+            raise UnknownArgument(
+                argument, f"{label} has dtype {array.dtype}; expected {spec.noun}"
+            )
         if array.ndim != spec.ndim:
             raise InvalidArgument(
                 argument,
@@ -336,7 +376,11 @@ def check_arrays(arrays, specs, argument="train", chunk_rows=None, values=True):
             )
     if values:
         for i, (array, spec) in enumerate(zip(checked, specs, strict=False)):
-            _check_values(array, spec, f"array {i} ({spec.name!r})", argument, chunk_rows)
+            bound = None
+            j = names.index(spec.steps_of) if spec.steps_of is not None else len(checked)
+            if j < len(checked) and checked[j].ndim >= 2:
+                bound = (checked[j].shape[1], f"time steps of {spec.steps_of!r}")
+            _check_values(array, spec, f"array {i} ({spec.name!r})", argument, chunk_rows, bound)
     return checked
 
 

@@ -6,13 +6,13 @@ array([0., 2.], dtype=float32)
 >>> get("rleu")
 Traceback (most recent call last):
 ...
-ValueError: activation: unknown activation 'rleu'; choose from elu, gelu, leaky_relu, linear, relu, selu, sigmoid, softmax, softplus, softsign, tanh (closest: relu)
+regularizers.errors.InvalidArgument: activation: unknown activation 'rleu'; choose from elu, gelu, leaky_relu, linear, relu, selu, sigmoid, softmax, softplus, softsign, tanh (closest: relu)
 """
 
 import numpy as np
 import pytensor.tensor as pt
 
-from regularizers.errors import unknown
+from regularizers.registries import Registry
 
 __all__ = ["get", "names"]
 
@@ -78,19 +78,16 @@ def softmax(z):
     return pt.special.softmax(z, axis=-1)
 
 
-_ACTIVATIONS = {
-    f.__name__: f
-    for f in (linear, relu, leaky_relu, elu, selu, gelu, sigmoid, tanh, softplus, softsign, softmax)
-}
+_ACTIVATIONS = Registry("activation", "activation")
+for _f in (linear, relu, leaky_relu, elu, selu, gelu, sigmoid, tanh, softplus, softsign, softmax):
+    _ACTIVATIONS.add(_f.__name__, _f)
 
 
 def names():
     """Sorted activation names."""
-    return sorted(_ACTIVATIONS)
+    return _ACTIVATIONS.names()
 
 
 def get(name, argument="activation"):
-    """The activation function called ``name``."""
-    if name not in _ACTIVATIONS:
-        raise ValueError(unknown(argument, name, names(), kind="activation"))
-    return _ACTIVATIONS[name]
+    """The activation function called ``name``; InvalidArgument naming the closest."""
+    return _ACTIVATIONS.lookup(name, argument)

@@ -23,23 +23,30 @@ import pytensor
 import pytensor.tensor as pt
 
 from regularizers.errors import InvalidArgument
+from regularizers.registries import Registry
 
 from . import activations
 
-__all__ = ["Layer", "Feedforward", "register_form", "forms", "glorot", "orthogonal"]
+__all__ = [
+    "Layer",
+    "Feedforward",
+    "register_form",
+    "forms",
+    "form_class",
+    "glorot",
+    "orthogonal",
+]
 
-_FORMS = OrderedDict()
-_FORM_ALIASES = {"ff": "feedforward", "dense": "feedforward"}
+_FORMS = Registry("form", "form", taken="register_form: {kind} {name!r} is already registered")
+_FORMS.aliases.update(ff="feedforward", dense="feedforward")
 
 
 def register_form(name):
     """Class decorator: make a Layer subclass available as ``form=name``."""
 
     def decorate(cls):
-        if name in _FORMS:
-            raise ValueError(f"register_form: form {name!r} is already registered")
+        _FORMS.add(name, cls)
         cls.form = name
-        _FORMS[name] = cls
         return cls
 
     return decorate
@@ -47,7 +54,23 @@ def register_form(name):
 
 def forms():
     """Registered layer forms (aliases excluded), sorted."""
-    return sorted(_FORMS)
+    return _FORMS.names()
+
+
+def form_class(form, where):
+    """The Layer class of ``form`` (a name or an alias); else one InvalidArgument naming ``where``.
+
+    >>> form_class("dense", "layers[1]").__name__
+    'Feedforward'
+    >>> form_class("lstn", "layers[1]")
+    Traceback (most recent call last):
+    ...
+    regularizers.errors.InvalidArgument: layers[1]: form: unknown form 'lstn'; choose from ... (closest: lstm)
+    """
+    if form not in _FORMS:
+        error = _FORMS.error(form, allowed=forms())
+        raise InvalidArgument(where, str(error), form, allowed=error.allowed, closest=error.closest)
+    return _FORMS.lookup(form)
 
 
 # -- initialisation ------------------------------------------------------------

@@ -40,7 +40,7 @@ import numpy as np
 from regularizers.errors import InvalidArgument, UnknownArgument, closest_hint, unknown
 
 from . import activations
-from .base import _FORM_ALIASES, _FORMS, forms
+from .base import form_class
 from .shapes import Shape, first_short, param_bytes, steps
 
 __all__ = ["Structure", "parse_layers"]
@@ -260,13 +260,7 @@ def parse_layers(layers, output_activation, hidden_activation=None, dtype="float
     for i, raw in enumerate(layers[1:], start=1):
         where = f"layers[{i}]"
         entry = _entry(where, raw)
-        form = entry.get("form", "feedforward")
-        form = _FORM_ALIASES.get(form, form) if isinstance(form, str) else form
-        if form not in _FORMS:
-            raise InvalidArgument(
-                where, unknown("form", entry.get("form"), forms(), kind="form"), entry.get("form")
-            )
-        entries.append((where, entry, _FORMS[form]))
+        entries.append((where, entry, form_class(entry.get("form", "feedforward"), where)))
     sequence = any(cls.sequence_form for _, _, cls in entries)
     in_name, in_shape, lengths = _input(first, sequence)
     shapes = OrderedDict([(f"{in_name}:out", in_shape)])

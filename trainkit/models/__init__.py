@@ -2,6 +2,7 @@
 
 from . import losses
 from .kinds import Autoencoder, Classifier, Regressor, load
-from .network import Network, Task
+from .network import Network
+from .task import Task
 
 __all__ = ["Autoencoder", "Classifier", "Network", "Regressor", "Task", "load", "losses"]

@@ -24,7 +24,8 @@ Each loss has a numpy twin in :data:`NUMPY` (what ``evaluate`` reports).
 import numpy as np
 import pytensor.tensor as pt
 
-from regularizers.errors import InvalidArgument, unknown
+from regularizers.errors import InvalidArgument
+from regularizers.registries import Registry
 
 __all__ = [
     "NUMPY",
@@ -154,7 +155,9 @@ def gll(pre, out, target, weights=None):
     return _weighted_mean(pt.mean(errors, axis=-1), weights)
 
 
-_LOSSES = {f.__name__: f for f in (mse, mae, huber, gll, xent, hinge, binary_xent)}
+_LOSSES = Registry("loss", "loss")
+for _f in (mse, mae, huber, gll, xent, hinge, binary_xent):
+    _LOSSES.add(_f.__name__, _f)
 #: the output activation a loss requires, if any
 REQUIRED_ACTIVATION = {"xent": "softmax", "binary_xent": "sigmoid", "hinge": "linear"}
 #: losses that take the ``class_weight`` training option
@@ -254,11 +257,9 @@ NUMPY = {"huber": _np_huber, "gll": _np_gll, "hinge": _np_hinge}
 
 def names():
     """Sorted loss names."""
-    return sorted(_LOSSES)
+    return _LOSSES.names()
 
 
 def get(name):
     """The loss function called ``name``."""
-    if name not in _LOSSES:
-        raise ValueError(unknown("loss", name, names(), kind="loss"))
-    return _LOSSES[name]
+    return _LOSSES.lookup(name)

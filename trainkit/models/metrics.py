@@ -4,7 +4,8 @@ r"""Loss and metrics of a network on held-out arrays, computed in numpy.
 way the trainer's validation does (:mod:`trainkit.models.losses`): a
 per-example error :math:`e_b` (averaged over output units; for sequences an
 example is one time step), combined as the weighted mean
-:math:`\sum_b w_b e_b / \sum_b w_b` (the plain mean without weights).
+:math:`\sum_b w_b e_b / \sum_b w_b` (the plain mean without weights). With
+sequence ``lengths``, padded steps of a sequence output weigh 0.
 
 =============  ==========================================================
 model          metrics
@@ -57,18 +58,21 @@ def r2(y, yhat, weights=None):
     return float(per_output.mean())
 
 
-def _outputs(net, x, batch_size, proba):
+def _outputs(net, x, lengths, batch_size, proba):
     function = net.predict_proba if proba else net.predict
     if batch_size is None or len(x) <= batch_size:
-        return np.asarray(function(np.asarray(x, dtype=net.dtype)), np.float64)
+        return np.asarray(function(np.asarray(x, dtype=net.dtype), lengths), np.float64)
     chunks = [
-        function(np.asarray(x[start : start + batch_size], dtype=net.dtype))
+        function(
+            np.asarray(x[start : start + batch_size], dtype=net.dtype),
+            None if lengths is None else lengths[start : start + batch_size],
+        )
         for start in range(0, len(x), batch_size)
     ]
     return np.concatenate(chunks).astype(np.float64)
 
 
-def evaluate_arrays(net, x, y=None, weights=None, batch_size=None):
+def evaluate_arrays(net, x, y=None, weights=None, batch_size=None, lengths=None):
     """Loss and metrics of ``net`` on ``x`` (and targets ``y``): a dict of floats.
 
     Parameters
@@ -83,6 +87,10 @@ def evaluate_arrays(net, x, y=None, weights=None, batch_size=None):
         Sample weights, shaped like the output without its last axis.
     batch_size : int, optional
         Examples per prediction call (default: all at once).
+    lengths : array_like, optional
+        Real steps of each sequence, for a model whose input entry says
+        ``lengths=True`` (default: every step is real). The network reads
+        only the real steps, and padded steps of a sequence output weigh 0.
 
     Returns
     -------
@@ -92,7 +100,9 @@ def evaluate_arrays(net, x, y=None, weights=None, batch_size=None):
     Raises
     ------
     ValueError
-        For arrays that do not fit the model (the message names the array).
+        For arrays that do not fit the model (the message names the array),
+        lengths given to a model without them, and weights that are 0 on
+        every real step.
     """
     kind = type(net).__name__
     autoencoder = kind == "Autoencoder"
@@ -104,13 +114,21 @@ def evaluate_arrays(net, x, y=None, weights=None, batch_size=None):
         if y is None:
             raise ValueError(f"evaluate: a {kind} needs targets y")
         arrays, specs = [x, y], [net._input_spec(), net._target_spec()]
+    if net.lengths is None and lengths is not None:
+        net._check_lengths(x, lengths, argument="evaluate: lengths")
+    if net.lengths is not None and lengths is not None:
+        arrays.append(lengths)
+        specs.append(net._lengths_spec())
     if weights is not None:
         arrays.append(weights)
         specs.append(net._weights_spec())
     check_arrays(arrays, specs, argument="evaluate")
+    if lengths is not None:
+        lengths = np.asarray(lengths).astype("int32")
     w = None if weights is None else np.asarray(weights, np.float64)
+    w = net._step_weights(x, w, lengths, argument="evaluate")
     if kind == "Classifier":
-        proba = _outputs(net, x, batch_size, proba=True)
+        proba = _outputs(net, x, lengths, batch_size, proba=True)
         labels = np.asarray(y).astype(np.int64)
         picked = np.take_along_axis(proba, labels[..., None], axis=-1)[..., 0]
         hits = (proba.argmax(axis=-1) == labels).astype(np.float64)
@@ -119,7 +137,7 @@ def evaluate_arrays(net, x, y=None, weights=None, batch_size=None):
         else:
             loss = _mean(-np.log(np.clip(picked, _TINY, 1.0)), w)
         return {"loss": loss, "acc": _mean(hits, w)}
-    full = _outputs(net, x, batch_size, proba=False)
+    full = _outputs(net, x, lengths, batch_size, proba=False)
     out = full if autoencoder else net._prediction_of_targets(full)
     target = np.asarray(x if autoencoder else y, np.float64)
     metrics = {

@@ -37,7 +37,7 @@ from .graphbuild import build_outputs, check_memory, input_mask
 from .prediction import Prediction
 from .task import Task
 
-__all__ = ["Network", "Task"]
+__all__ = ["Network"]
 
 
 class Network(Fitting, Prediction):
@@ -263,7 +263,7 @@ class Network(Fitting, Prediction):
         )
 
     def _lengths_spec(self):
-        return ArraySpec("lengths", 1, kind="int", dtype="int32", low=0)
+        return ArraySpec("lengths", 1, kind="int", dtype="int32", low=0, steps_of="x")
 
     def _weights_spec(self):
         return ArraySpec.weights_for(self._target_spec(), dtype=self.dtype)
@@ -381,17 +381,18 @@ class Network(Fitting, Prediction):
 
         return Summary(model_text(model_info(self)))
 
-    def evaluate(self, x, y=None, weights=None, batch_size=None):
+    def evaluate(self, x, y=None, weights=None, batch_size=None, lengths=None):
         """Loss and metrics on held-out data, as a dict (Keras' ``evaluate``).
 
         ``y`` is the targets (labels for a classifier; none for an
-        autoencoder), ``weights`` optional sample weights. See
+        autoencoder), ``weights`` optional sample weights, ``lengths`` each
+        sequence's real steps (padded steps enter no loss or metric). See
         :func:`trainkit.models.metrics.evaluate_arrays` for the metrics of
         each kind of model.
         """
         from .metrics import evaluate_arrays
 
-        return evaluate_arrays(self, x, y, weights, batch_size=batch_size)
+        return evaluate_arrays(self, x, y, weights, batch_size=batch_size, lengths=lengths)
 
     def __repr__(self):
         layers = ", ".join(f"{layer.name}:{layer.form}({layer.size})" for layer in self.layers)

@@ -87,15 +87,11 @@ class Prediction:
             return None
         if lengths is None:
             return np.full(len(x), x.shape[1], "int32")
-        lengths = np.asarray(lengths)
-        check_arrays([lengths], [self._lengths_spec()], argument=argument)
-        if lengths.shape != (len(x),) or (lengths.size and lengths.max() > x.shape[1]):
-            raise ValueError(
-                f"{argument}: expected {len(x)} lengths in 0..{x.shape[1]} (one per sequence "
-                f"of x), got shape {lengths.shape}"
-                + (f" and a largest value {lengths.max()}" if lengths.size else "")
-            )
-        return lengths.astype("int32")
+        # the same check, and the same message, as training's: one length per
+        # sequence, each in 0..(padded steps of x)
+        x_spec = self._input_spec()
+        _, lengths = check_arrays([x, lengths], [x_spec, self._lengths_spec()], argument=argument)
+        return np.asarray(lengths).astype("int32")
 
     def _output(self, x, graph_kwargs, lengths=None, batch_size=None):
         x = self._check_x(x)
@@ -130,13 +126,24 @@ class Prediction:
         """
         return self._output(x, graph_regularizers, lengths, batch_size)
 
-    def _step_weights(self, x, weights, lengths):
-        """Sample weights with padded steps of sequence outputs weighing 0 (for scores)."""
+    def _step_weights(self, x, weights, lengths, argument="score"):
+        """Sample weights with padded steps of sequence outputs weighing 0 (for scores).
+
+        Refuses weights that leave nothing to average: every example (or
+        every real step) weighing 0.
+        """
         shape = self.structure.shapes[self.output_name]
-        if lengths is None or shape.kind != "sequence":
-            return weights
-        x = np.asarray(x)
-        n = steps(shape.timeline, int(x.shape[1]))
-        kept = steps(shape.timeline, np.asarray(lengths).astype(np.int64))
-        mask = np.arange(n)[None, :] < kept[:, None]
-        return mask.astype(np.float64) * (1.0 if weights is None else np.asarray(weights))
+        if lengths is not None and shape.kind == "sequence":
+            x = np.asarray(x)
+            n = steps(shape.timeline, int(x.shape[1]))
+            kept = steps(shape.timeline, np.asarray(lengths).astype(np.int64))
+            mask = np.arange(n)[None, :] < kept[:, None]
+            weights = mask.astype(np.float64) * (1.0 if weights is None else np.asarray(weights))
+            what = "every real step (lengths > 0) weighs 0"
+        else:
+            what = "every sample weight is 0"
+        if weights is not None and not np.any(np.asarray(weights) > 0):
+            raise InvalidArgument(
+                argument, f"{what}; at least one must be positive (nothing to average)"
+            )
+        return weights

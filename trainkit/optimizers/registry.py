@@ -16,11 +16,12 @@ True
 import inspect
 from collections import OrderedDict
 
-from regularizers.errors import closest_hint, listing, unknown
+from regularizers.errors import closest_hint, listing
+from regularizers.registries import Registry
 
 __all__ = ["build", "describe", "hyperparameters", "lookup", "names", "register", "schedulable"]
 
-_ALGORITHMS = {}
+_ALGORITHMS = Registry("algorithm", "algo")
 _FIXED_RATE = set()  # algorithms that read learning_rate once
 _LEADING = ("loss_or_grads", "params")
 
@@ -36,15 +37,13 @@ def register(name, schedulable=True):
     """
 
     def decorate(function):
-        if name in _ALGORITHMS:
-            raise ValueError(f"register: algorithm {name!r} is already registered")
         leading = tuple(inspect.signature(function).parameters)[:2]
         if leading != _LEADING:
             raise TypeError(
                 f"register: {name} must take (loss_or_grads, params, ...) first, "
                 f"got ({', '.join(leading)}, ...)"
             )
-        _ALGORITHMS[name] = function
+        _ALGORITHMS.add(name, function)
         if not schedulable:
             _FIXED_RATE.add(name)
         return function
@@ -54,7 +53,7 @@ def register(name, schedulable=True):
 
 def names():
     """Sorted names of the registered algorithms."""
-    return sorted(_ALGORITHMS)
+    return _ALGORITHMS.names()
 
 
 def schedulable(algo):
@@ -68,11 +67,8 @@ def schedulable(algo):
 
 
 def lookup(algo):
-    """The function registered as ``algo``; ValueError naming the closest."""
-    try:
-        return _ALGORITHMS[algo]
-    except (KeyError, TypeError):
-        raise ValueError(unknown("algo", algo, names(), kind="algorithm")) from None
+    """The function registered as ``algo``; InvalidArgument (a ValueError) naming the closest."""
+    return _ALGORITHMS.lookup(algo)
 
 
 def hyperparameters(algo):

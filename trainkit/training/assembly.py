@@ -29,7 +29,6 @@ import pytensor
 import pytensor.tensor as pt
 from pytensor.graph.basic import Variable
 from pytensor.graph.traversal import ancestors
-from pytensor.tensor.random.type import RandomGeneratorType
 
 import regularizers
 from regularizers.base import as_scalar
@@ -37,6 +36,7 @@ from regularizers.errors import InvalidArgument, UnknownArgument
 
 from .. import optimizers
 from .spec import DEFAULT_ALGO, DEFAULT_LEARNING_RATE, TrainingSpec, parse
+from .state import is_rng
 
 __all__ = ["Assembly", "assemble", "floatx_of", "DEFAULT_ALGO", "DEFAULT_LEARNING_RATE"]
 
@@ -230,7 +230,7 @@ def _assemble(graph, loss, spec, hyperparameters):
             f"assemble: the loss does not depend on parameter(s) {', '.join(unused)}; "
             f"leave them out of the graph's params"
         )
-    generators = {v.name: v for v in train.updates if isinstance(v.type, RandomGeneratorType)}
+    generators = {v.name: v for v in train.updates if is_rng(v)}
     for reg in regs:
         rng = generators.get(getattr(reg, "rng_name", None))
         if rng is not None and rng not in connected:

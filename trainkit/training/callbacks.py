@@ -15,7 +15,9 @@ whichever of these methods it has:
 - ``on_end(trainer)`` when training ends (``trainer.stop_reason`` says why;
   also when an exception ends it, with the exception in ``stop_reason``).
 
-Built-in hooks run first, then the user's ``callbacks`` in the order given.
+Built-in hooks run first
+(:func:`~trainkit.training.preparation.default_callbacks` picks them from the
+options), then the user's ``callbacks`` in the order given.
 A user callback is any object with some of them (Keras-style); a callback
 ends training with ``trainer.stop(reason)``. The loop itself never prints:
 the progress bar writes to stderr (on a terminal, by default) and log lines
@@ -32,11 +34,7 @@ import sys
 
 from tqdm.auto import tqdm
 
-from .best_models import BestModels
-from .checkpoints import Checkpointer
-from .loggers import LoggerHook
-
-__all__ = ["ProgressBar", "LogLines", "MetricsFile", "default_callbacks", "format_metrics"]
+__all__ = ["ProgressBar", "LogLines", "MetricsFile", "format_metrics"]
 
 #: the logger of log lines
 logger = logging.getLogger("trainkit")
@@ -198,30 +196,3 @@ class MetricsFile:
             if new:
                 writer.writeheader()
             writer.writerow(row)
-
-
-def default_callbacks(options):
-    """The built-in callbacks the trainer's options ask for, and the checkpointer.
-
-    Returns ``(hooks, checkpointer)``: a progress bar (``progress``; ``'auto'``
-    shows it when stderr is a terminal), log lines (``log``), the loggers
-    (``loggers``: the metrics file in ``run_dir``, TensorBoard, MLflow, ...), the
-    best models' files (``keep_best``) and a :class:`~trainkit.training.checkpoints.Checkpointer`
-    (``save_progress``), then the user's ``callbacks``.
-    """
-    hooks = []
-    show = options.progress if options.progress != "auto" else sys.stderr.isatty()
-    if show:
-        hooks.append(ProgressBar())
-    if options.log:
-        hooks.append(LogLines())
-    logging_hook = LoggerHook(options)
-    if logging_hook.loggers:
-        hooks.append(logging_hook)
-    if options.keep_best is not None and options.run_dir is not None:
-        hooks.append(BestModels(options.run_dir, options.keep_best))
-    checkpointer = None
-    if options.save_progress is not None:
-        checkpointer = Checkpointer(options.save_progress, options.save_every)
-        hooks.append(checkpointer)
-    return hooks + list(options.callbacks), checkpointer

@@ -39,10 +39,12 @@ import time
 from collections import OrderedDict
 
 import numpy as np
-from pytensor.tensor.random.type import RandomGeneratorType
 
 from .. import archive
 from . import ema
+from .progress import Progress
+from .state import is_rng, rank_generator
+from .updates import MetricWindow
 
 __all__ = [
     "FORMAT",
@@ -50,17 +52,56 @@ __all__ = [
     "Checkpointer",
     "apply",
     "columns",
+    "from_header",
     "read",
     "save",
     "signature",
+    "to_header",
 ]
 
 FORMAT = "trainkit.checkpoint"
 VERSION = 1
 
 
-def _is_rng(var):
-    return isinstance(var.type, RandomGeneratorType)
+def to_header(states):
+    """The checkpoint header's fields for the parts' states (:meth:`Trainer.state`).
+
+    The header keeps the layout of the files written before the parts owned
+    their states (format version 1): the progress counters at its top level,
+    ``validated_at`` inside ``early_stopping``, the window as ``window`` and
+    ``window_count``. :func:`from_header` is its inverse.
+    """
+    progress, window = states["progress"], states["window"]
+    return {
+        "step": progress["step"],
+        "skipped": progress["skipped"],
+        "elapsed": progress["elapsed"],
+        "dataset": states["dataset"],
+        "schedule": states.get("schedule"),
+        "early_stopping": {**states["early_stopping"], "validated_at": progress["validated_at"]},
+        "window": window["sums"],
+        "window_count": window["count"],
+        "best_metrics": progress["best_metrics"],
+    }
+
+
+def from_header(meta):
+    """The parts' states in checkpoint header ``meta`` (:func:`to_header`'s inverse)."""
+    stopping = dict(meta["early_stopping"])
+    validated_at = stopping.pop("validated_at")
+    return {
+        "progress": {
+            "step": meta["step"],
+            "skipped": meta["skipped"],
+            "elapsed": meta["elapsed"],
+            "validated_at": validated_at,
+            "best_metrics": meta.get("best_metrics"),
+        },
+        "early_stopping": stopping,
+        "window": {"sums": meta["window"], "count": meta["window_count"]},
+        "dataset": meta["dataset"],
+        "schedule": meta["schedule"],
+    }
 
 
 def signature(trainer):
@@ -74,9 +115,9 @@ def signature(trainer):
                 list(np.shape(var.get_value(borrow=True))),
             ]
             for name, var in variables.items()
-            if not _is_rng(var)
+            if not is_rng(var)
         },
-        "generators": sorted(name for name, var in variables.items() if _is_rng(var)),
+        "generators": sorted(name for name, var in variables.items() if is_rng(var)),
         "schedule": None if trainer.schedule is None else trainer.schedule.name,
     }
 
@@ -135,7 +176,7 @@ def _generator_states(trainer):
     return {
         name: var.get_value(borrow=True).bit_generator.state
         for name, var in trainer.state_variables.items()
-        if _is_rng(var)
+        if is_rng(var)
     }
 
 
@@ -153,30 +194,19 @@ def save(trainer, path):
             return
     arrays = OrderedDict()
     for name, var in trainer.state_variables.items():
-        if not _is_rng(var):
+        if not is_rng(var):
             arrays[f"state/{name}"] = np.asarray(var.get_value(borrow=True))
-    stopping = trainer.early_stopping
-    if stopping.best_params is not None:
-        for name, value in stopping.best_params.items():
+    best_params = trainer.early_stopping.best_params
+    if best_params is not None:
+        for name, value in best_params.items():
             arrays[f"best/{name}"] = value
-    window, count = trainer.window_state()
     meta = {
         "format": FORMAT,
         "version": VERSION,
         "signature": signature(trainer),
-        "step": trainer.step,
-        "skipped": trainer.skipped,
-        "elapsed": trainer.elapsed,
-        "dataset": trainer.dataset.state(),
-        "schedule": None if trainer.schedule is None else trainer.schedule.state(),
+        **to_header(trainer.state()),
         "generators": generators,
-        "early_stopping": {**stopping.state(), "validated_at": trainer.validated_at},
-        "window": window,
-        "window_count": count,
         "columns": columns(trainer),
-        "best_metrics": None
-        if trainer.best_metrics is None
-        else [list(m.items()) for m in trainer.best_metrics],
     }
     if comm is not None:
         meta["ranks"] = comm.size
@@ -235,10 +265,9 @@ def _read(trainer, path):
 
 def _check_read(trainer, path, arrays, meta):
     path = os.fspath(path)
-    for key in ("step", "skipped", "window_count"):
-        value = meta[key]
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            raise ValueError(f"{key} is {value!r}, not a count")
+    states = from_header(meta)
+    Progress().set_state(states["progress"])  # counts checked before anything is compiled
+    MetricWindow().set_state(states["window"])
     ours = signature(trainer)
     theirs = meta.get("signature", {})
     if theirs != ours:
@@ -270,8 +299,9 @@ def apply(trainer, arrays, meta, path):
 
 
 def _apply(trainer, arrays, meta, path):
+    states = from_header(meta)
     try:
-        trainer.dataset.set_state(meta["dataset"])
+        trainer.dataset.set_state(states["dataset"])
     except ValueError as error:
         raise ValueError(
             f"resume: {path} was saved training on other data or with other batching: {error}"
@@ -283,10 +313,11 @@ def _apply(trainer, arrays, meta, path):
         generators = meta["rank_generators"][rank] if size > 1 else meta["generators"]
     else:
         generators = None  # another number of processes: re-derived (see the module's notes)
+    step = states["progress"]["step"]
     for name, var in trainer.state_variables.items():
-        if _is_rng(var) and generators is None:
-            var.set_value(_rederived(trainer, var, meta["step"], rank), borrow=True)
-        elif _is_rng(var):
+        if is_rng(var) and generators is None:
+            var.set_value(_rederived(trainer, var, step, rank), borrow=True)
+        elif is_rng(var):
             rng = np.random.default_rng()
             rng.bit_generator.state = generators[name]
             var.set_value(rng, borrow=True)
@@ -295,25 +326,12 @@ def _apply(trainer, arrays, meta, path):
     best = {k[5:]: v for k, v in arrays.items() if k.startswith("best/")}
     names = [*trainer.graph.params, *(n for n in ema.running_state(trainer) if n in best)]
     best = OrderedDict((n, best[n]) for n in names) if best else None
-    es = meta["early_stopping"]
-    trainer.early_stopping.set_state(es, best)
-    trainer.validated_at = es["validated_at"]
-    trainer.step = meta["step"]
-    trainer.skipped = meta["skipped"]
-    trainer.elapsed = meta["elapsed"]
-    if trainer.schedule is not None and meta["schedule"] is not None:
-        trainer.schedule.set_state(meta["schedule"])
-    trainer.set_window_state(meta["window"], meta["window_count"])
-    best_metrics = meta.get("best_metrics")
-    trainer.best_metrics = (
-        None if best_metrics is None else tuple(OrderedDict(m) for m in best_metrics)
-    )
+    del states["dataset"]  # set above, with its own message
+    trainer.set_state(states, best_params=best)
 
 
 def _rederived(trainer, var, step, rank):
     """A generator for ``var`` after resuming on another number of processes."""
-    from ..distributed.training import rank_generator
-
     return rank_generator(trainer, var, rank=rank, step=step)
 
 
@@ -341,10 +359,12 @@ class Checkpointer:
         self.every = every
         self.last_time = time.monotonic()
         self.saved_step = None
+        self.final_saved = False
 
     def on_start(self, trainer):
         self.last_time = time.monotonic()  # the clock starts after compiling
         self.saved_step = None
+        self.final_saved = False
 
     def on_step_end(self, trainer):
         if self.every is None:
@@ -359,6 +379,23 @@ class Checkpointer:
             due = comm.any(due)  # every process saves, or none (saving is collective)
         if due:
             self.save(trainer)
+
+    def state(self):
+        """Where the last checkpoint was taken (not saved in checkpoints: a resumed run
+        starts with none written)."""
+        return {"saved_step": self.saved_step, "final_saved": self.final_saved}
+
+    def set_state(self, state):
+        self.saved_step = state["saved_step"]
+        self.final_saved = state["final_saved"]
+
+    def save_final(self, trainer):
+        """Save the state training ends with, unless the last checkpoint already holds it
+        (once a run)."""
+        if not self.final_saved:
+            if self.saved_step != trainer.step:
+                self.save(trainer)
+            self.final_saved = True
 
     def save(self, trainer):
         trainer.save_checkpoint(self.path)

@@ -73,6 +73,19 @@ class EarlyStopping:
                     f"(patience={self.patience})"
                 )
 
+    def restore(self, params, step):
+        """Put the best parameters back into the shared variables ``params`` unless they
+        are those of ``step``; return the step restored, or None.
+
+        The best validation loss is never above the last one, so the result is
+        never worse than the last validated state.
+        """
+        if self.best_params is None or self.best_step == step:
+            return None
+        for name, p in params.items():
+            p.set_value(np.array(self.best_params[name], copy=True))
+        return self.best_step
+
     def state(self):
         """JSON-ready state (the best parameters travel separately, as arrays)."""
         return {

@@ -56,9 +56,12 @@ import json
 import numbers
 import os
 import re
+import time
 from pathlib import Path
 
 from regularizers.errors import InvalidArgument, closest, closest_hint, listing
+
+from .callbacks import MetricsFile
 
 __all__ = [
     "LOGGERS",
@@ -217,7 +220,13 @@ class TensorBoardLogger:
             for name in os.listdir(self.logdir):
                 if name.startswith("events.out.tfevents."):
                     os.remove(os.path.join(self.logdir, name))
-        self.writer = SummaryWriter(self.logdir, purge_step=step + 1 if step else None)
+        # event files are named by the second they are made in: a resumed run's file made
+        # in the same second as the run's first would replace it, so each gets a suffix
+        self.writer = SummaryWriter(
+            self.logdir,
+            purge_step=step + 1 if step else None,
+            filename_suffix=f".{os.getpid()}.{time.time_ns()}",
+        )
 
     def log_params(self, params):
         self.writer.add_text("params", json.dumps(params, indent=1, default=repr), 0)
@@ -333,8 +342,6 @@ def _build(item, run_dir):
     if not isinstance(item, str):
         return item
     if item in FILE_LOGGERS:
-        from .callbacks import MetricsFile
-
         return MetricsFile(run_dir, item)
     if item == "tensorboard":
         return TensorBoardLogger(run_dir)

@@ -63,9 +63,7 @@ import numpy as np
 from regularizers.errors import InvalidArgument
 
 from ..data.split import training_datasets
-from ..distributed import training as distributed_training
 from . import state, updates
-from .assembly import floatx_of
 from .threads import limit_threads
 
 __all__ = [
@@ -193,9 +191,7 @@ class LearningRateFinder:
         t.reset()
         t.dataset, _ = training_datasets(train, None, t.specs, t.options)
         with limit_threads(t.options.threads):
-            if t._step is None:
-                with floatx_of(t.graph.params.values()):
-                    t._compile()
+            t.compile()
             state.as_numpy(t)
             saved = _snapshot(t)
             try:
@@ -244,10 +240,7 @@ class LearningRateFinder:
         skipped = t.skipped
         t.last_loss = math.nan
         try:
-            if t.parallel:
-                distributed_training.update(t)
-            else:
-                updates.update(t)
+            updates.update(t)
         except FloatingPointError:
             return math.inf
         t.window.clear()
@@ -271,8 +264,8 @@ def _snapshot(trainer):
 
 
 def _restore(trainer, saved):
-    if trainer._step is not None and trainer._step.split:
-        trainer._step.clear()  # nothing half-accumulated survives the test
+    if trainer.compiled is not None and trainer.compiled.split:
+        trainer.compiled.clear()  # nothing half-accumulated survives the test
     for name, var in trainer.state_variables.items():
         if state.is_rng(var):
             var.set_value(saved[name], borrow=True)
@@ -281,7 +274,7 @@ def _restore(trainer, saved):
     draws = any(state.is_rng(var) for var in trainer.state_variables.values())
     if draws and _is_jax(trainer):
         # the compiled function keeps its own copy of each generator: compile again
-        trainer._step = trainer._valid_fn = None
+        trainer.uncompile()
 
 
 def _is_jax(trainer):

@@ -3,28 +3,31 @@
 :func:`prepare_run` resets the trainer and checks what can be checked before
 anything is compiled: the data (shapes, dtypes, NaNs, label ranges, through
 :func:`~trainkit.data.split.training_datasets`), that some limit ends the run
-(:func:`~trainkit.training.ending.check_limits`) and the ``resume``
+(:func:`~trainkit.training.progress.check_limits`) and the ``resume``
 checkpoint (model and optimizer, :func:`~trainkit.training.checkpoints.read`).
 Along the way it broadcasts rank 0's state in data-parallel runs, restores
-the checkpoint and sets up the built-in callbacks.
+the checkpoint and sets up the built-in callbacks (:func:`default_callbacks`).
 
 :func:`compile_functions` then compiles the step
-(:class:`~trainkit.training.step.Step`: one function, or two halves with
+(:class:`~trainkit.training.step.CompiledStep`: one function, or two halves with
 ``split_update``, ``accumulate > 1`` or more than one process) and the
 clean-graph validation function, with the extra metrics and monitors carried
 onto the assembled graph.
 """
 
+import sys
 from collections import OrderedDict
 
 from ..data.split import training_datasets
-from ..distributed import training as distributed_training
-from . import checkpoints, ending, metric_names
-from .callbacks import default_callbacks
+from . import checkpoints, metric_names, parallel
+from .best_models import BestModels
+from .callbacks import LogLines, ProgressBar
+from .checkpoints import Checkpointer
 from .loggers import LoggerHook
-from .step import Step, validation_function
+from .progress import check_limits
+from .step import CompiledStep, validation_function
 
-__all__ = ["compile_functions", "prepare_run"]
+__all__ = ["compile_functions", "default_callbacks", "prepare_run"]
 
 
 def prepare_run(trainer, train, valid):
@@ -36,18 +39,45 @@ def prepare_run(trainer, train, valid):
         trainer.ema.start()
     trainer.dataset, valid_ds = training_datasets(train, valid, trainer.specs, o)
     trainer.rate.for_run(trainer.updates_per_epoch)
-    ending.check_limits(o, trainer.dataset)
+    check_limits(o, trainer.dataset)
     if trainer.parallel:
-        distributed_training.broadcast_state(trainer)
+        parallel.broadcast_state(trainer)
     if o.resume is not None:
         checkpoints.apply(trainer, *checkpoints.read(trainer, o.resume), o.resume)
     hooks, trainer.checkpointer = default_callbacks(
-        o if trainer.is_writer else distributed_training.quiet_options(o)
+        o if trainer.is_writer else parallel.quiet_options(o)
     )
     trainer.loggers = [
         log for hook in hooks if isinstance(hook, LoggerHook) for log in hook.loggers
     ]
     return valid_ds, hooks
+
+
+def default_callbacks(options):
+    """The built-in callbacks the trainer's options ask for, and the checkpointer.
+
+    Returns ``(hooks, checkpointer)``: a progress bar (``progress``; ``'auto'``
+    shows it when stderr is a terminal), log lines (``log``), the loggers
+    (``loggers``: the metrics file in ``run_dir``, TensorBoard, MLflow, ...), the
+    best models' files (``keep_best``) and a :class:`~trainkit.training.checkpoints.Checkpointer`
+    (``save_progress``), then the user's ``callbacks``.
+    """
+    hooks = []
+    show = options.progress if options.progress != "auto" else sys.stderr.isatty()
+    if show:
+        hooks.append(ProgressBar())
+    if options.log:
+        hooks.append(LogLines())
+    logging_hook = LoggerHook(options)
+    if logging_hook.loggers:
+        hooks.append(logging_hook)
+    if options.keep_best is not None and options.run_dir is not None:
+        hooks.append(BestModels(options.run_dir, options.keep_best))
+    checkpointer = None
+    if options.save_progress is not None:
+        checkpointer = Checkpointer(options.save_progress, options.save_every)
+        hooks.append(checkpointer)
+    return hooks + list(options.callbacks), checkpointer
 
 
 def compile_functions(trainer):
@@ -65,7 +95,7 @@ def compile_functions(trainer):
     weight = trainer.batch_weight
     if weight is None:
         weight = trainer.inputs[0].shape[0]
-    step = Step(
+    step = CompiledStep(
         a,
         trainer.inputs,
         extra=OrderedDict(
@@ -82,7 +112,7 @@ def compile_functions(trainer):
     train_names = metric_names.reported(step.names, trainer.loss_name)
     valid_function, names = validation_function(
         trainer.graph,
-        trainer._clean_loss,
+        trainer.loss,
         trainer.spec.regularizers,
         trainer.inputs,
         extra,

@@ -1,6 +1,6 @@
 r"""The compiled training step: one function, or gradients then apply.
 
-A :class:`Step` turns an :class:`~trainkit.training.assembly.Assembly` into
+A :class:`CompiledStep` turns an :class:`~trainkit.training.assembly.Assembly` into
 compiled PyTensor functions and runs them on batches:
 
 - **one function** (the default): ``f(batch)`` computes the loss, the
@@ -9,7 +9,7 @@ compiled PyTensor functions and runs them on batches:
   data-parallel training): ``f_grad(batch)`` adds the batch's gradients into
   accumulators, then ``f_apply()`` clips them, runs the optimizer and the norm
   constraints, and clears the accumulators. Between the halves, in
-  data-parallel training, :meth:`Step.reduce` sums the accumulators, the
+  data-parallel training, :meth:`CompiledStep.reduce` sums the accumulators, the
   weight sum and the caller's flags over processes as one flat buffer;
   clipping therefore sees the whole gradient.
 
@@ -42,7 +42,7 @@ advance.
 **Random generators under JAX.** PyTensor's JAX backend draws from a private
 copy of each shared generator, held by the compiled function as a JAX key
 (the low 64 bits of the generator's PCG64 state), and leaves the shared
-variable untouched. :meth:`Step.sync_generators` writes each copy's key back
+variable untouched. :meth:`CompiledStep.sync_generators` writes each copy's key back
 into its shared variable as a NumPy generator whose state has those low 64
 bits, so a checkpoint holds the stream where it is, and a function compiled
 from it (a resumed run) draws the same numbers the uninterrupted one would.
@@ -54,16 +54,12 @@ import numpy as np
 import pytensor
 import pytensor.tensor as pt
 from pytensor.graph.replace import clone_replace
-from pytensor.tensor.random.type import RandomGeneratorType
 
 from ..backend import QuietFirstCall, prepare, quiet, resolve
 from .assembly import penalty_terms, total_loss
+from .state import is_rng
 
-__all__ = ["Step", "finite_flag", "validation_function"]
-
-
-def _is_rng(var):
-    return isinstance(var.type, RandomGeneratorType)
+__all__ = ["CompiledStep", "finite_flag", "validation_function"]
 
 
 def finite_flag(loss, gradients):
@@ -101,7 +97,7 @@ def _grad_norm(gradients, dtype):
     return pt.sqrt(total)
 
 
-class Step:
+class CompiledStep:
     """Compiled training functions and how to run them.
 
     Parameters
@@ -165,7 +161,7 @@ class Step:
             # one vector out: reading back one array costs a JAX step far less than six
             outputs = [pt.stack([pt.cast(v, dtype) for v in outputs])]
             updates = OrderedDict(
-                (var, new if _is_rng(var) else pt.switch(flag, new, var))
+                (var, new if is_rng(var) else pt.switch(flag, new, var))
                 for var, new in a.updates.items()
             )
             with quiet():
@@ -249,7 +245,9 @@ class Step:
                 pytensor.function([], outputs, updates=guarded, mode=resolve(mode)), mode
             )
 
-    def _functions(self):
+    @property
+    def functions(self):
+        """The compiled PyTensor functions: ``[step]``, or ``[gradients, apply]`` when split."""
         if not self.split:
             return [self._step.function]
         return [self._grad.function, self._apply.function]
@@ -260,12 +258,12 @@ class Step:
         Nothing changes on other backends, whose compiled functions advance
         the shared generators themselves.
         """
-        for function in self._functions():
+        for function in self.functions:
             for entry, cell in zip(
                 function.maker.expanded_inputs, function.input_storage, strict=True
             ):
                 var, value = entry.variable, cell.storage[0]
-                if _is_rng(var) and isinstance(value, dict) and "jax_state" in value:
+                if is_rng(var) and isinstance(value, dict) and "jax_state" in value:
                     var.set_value(
                         _generator_from_key(value["jax_state"], var.get_value(borrow=True)),
                         borrow=True,

@@ -14,14 +14,10 @@ from an :func:`~trainkit.training.assembly.assemble`-d graph and drives them:
   epoch when it is None, and always on the final state: when training ends
   on a limit, the last state is validated if it was not, so ``restore_best``
   never compares against an unvalidated state.
-- Early stopping (:mod:`~trainkit.training.early_stopping`): a validation
-  *improves* when its loss is below the last improving one by more than
-  ``min_improvement`` (relative); training stops when ``patience``
-  validations in a row do not improve (Keras' counting). With
-  ``restore_best``, the parameters of the lowest validation loss are restored
-  at the end when they are not the current ones, and the metrics returned
-  and yielded last are those of the restored parameters; the optimizer
-  state is left as it is.
+- Early stopping (:mod:`~trainkit.training.early_stopping`) counts
+  ``patience``; with ``restore_best`` the best validated parameters are
+  restored at the end (the optimizer state is left as it is), and the
+  metrics returned and yielded last are theirs.
 - The learning rate lives in a shared variable that a schedule rewrites
   between updates, so nothing recompiles.
 - The step (:mod:`~trainkit.training.step`) is one compiled function, or
@@ -29,20 +25,18 @@ from an :func:`~trainkit.training.assembly.assemble`-d graph and drives them:
   batches are accumulated, then one update applied. ``step`` counts
   updates, not batches.
 - Updates are guarded: when the loss or a gradient is not finite, no
-  parameter or optimizer state changes (random generators still advance), and
-  ``nan_policy`` decides whether to raise, skip (counting skips) or stop. A
-  skipped update still counts as a step: ``step``, ``max_updates``,
-  ``validate_every``, ``save_every`` and the learning-rate schedule count the
-  updates made or skipped (as PyTorch's schedulers keep stepping when a
-  ``GradScaler`` skips an update), while the optimizer's own counters
-  (``adam/t``) count applied updates only. A run that skipped more than half
-  of its updates, or stopped on a non-finite value, has ``diverged`` set and
-  says so in ``stop_reason``.
-- Checkpoints hold parameters, optimizer state, random generators, the
-  schedule, the step counters, the data position, the early-stopping state
-  and the metric window, always at a point training continues from (after
-  an update and its validation, never after the extra validation at the end),
-  so ``resume=`` continues to bitwise-identical parameters.
+  parameter or optimizer state changes, and ``nan_policy`` decides whether
+  to raise, skip or stop (:mod:`~trainkit.training.progress`). A skipped
+  update still counts as a step (``max_updates``, ``validate_every``,
+  ``save_every`` and the schedule count it, as PyTorch's schedulers keep
+  stepping when a ``GradScaler`` skips one; ``adam/t`` does not).
+- The run's state has owners: :class:`~trainkit.training.progress.Progress`
+  (counters, ending, interruption), early stopping, the metric window, the
+  schedule and the dataset each give ``state()`` and take ``set_state()``;
+  :meth:`Trainer.parts` names them, and a checkpoint
+  (:mod:`~trainkit.training.checkpoints`) is their states plus the shared
+  variables, taken where training continues from, so ``resume=`` continues
+  to bitwise-identical parameters.
 - ``trainer.stop(reason)`` (from a callback, or a signal handler installed
   with :func:`trainkit.training.signals.stop_on_signals`) ends training after
   the current update, with a final checkpoint when ``save_progress`` is set.
@@ -52,7 +46,7 @@ from an :func:`~trainkit.training.assembly.assemble`-d graph and drives them:
   restored: parameters stay as the exception left them.
 - Parameters are numpy arrays after training, whatever the backend.
 - Data parallel (``data_parallel='mpi'``, or a ``communicator`` of more
-  than one process; see :mod:`trainkit.distributed.training` and
+  than one process; see :mod:`trainkit.training.parallel` and
   ``docs/distributed.md``): every process runs this loop on the same data,
   computes gradients on its shard of each global batch, and applies the
   same all-reduced update; every decision (non-finite, stop requests, early
@@ -63,7 +57,6 @@ from an :func:`~trainkit.training.assembly.assemble`-d graph and drives them:
   (:mod:`trainkit.training.callbacks`) that hook in from outside the loop.
 """
 
-import math
 import time
 from collections import OrderedDict
 
@@ -74,18 +67,27 @@ import regularizers
 from regularizers.errors import InvalidArgument
 
 from .. import distributed
-from ..distributed import training as distributed_training
-from . import checkpoints, ema, ending, metric_names, monitors, state, updates
+from . import checkpoints, ema, metric_names, monitors, state, updates
 from .assembly import assemble, floatx_of
 from .early_stopping import EarlyStopping
 from .preparation import compile_functions, prepare_run
-from .rates import LearningRate
+from .progress import Progress, planned_updates
+from .schedules.rate import LearningRate
 from .spec import parse
 from .threads import limit_threads
 from .updates import MetricWindow
 from .validation import validate
 
 __all__ = ["Trainer"]
+
+
+def _progress(name):
+    """A trainer attribute that is the run's :class:`Progress` attribute ``name``."""
+    return property(
+        lambda self: getattr(self.progress, name),
+        lambda self, value: setattr(self.progress, name, value),
+        doc=f"The run's ``{name}`` (:class:`~trainkit.training.progress.Progress`).",
+    )
 
 
 class Trainer:
@@ -181,7 +183,8 @@ class Trainer:
         self.options = spec.options
         self.algo = spec.algo
         self.graph, self.inputs, self.specs = graph, list(inputs), specs
-        self._clean_loss = loss
+        #: the base loss on the clean graph (what validation reports, penalties added)
+        self.loss = loss
         self.givens = dict(givens or {})
         self.batch_weight = batch_weight
         self.loss_name = loss_name
@@ -211,35 +214,68 @@ class Trainer:
         self.monitors = monitors.build(self.options.monitors, graph)
         metric_names.check(self)
         state.seed_generators(self)
-        self._step = self._valid_fn = None
+        #: the compiled step (:class:`~trainkit.training.step.CompiledStep`) and validation
+        #: function; None until compiled
+        self.compiled = self.validation_function = None
         self.checkpointer = None
         self.loggers = []  # the loggers of the last run (trainkit.training.loggers)
         self.early_stopping = EarlyStopping(self.options.patience, self.options.min_improvement)
+        #: the run's counters, its ending and its interruption
+        self.progress = Progress()
+        #: the training metrics summed since the last validation
+        self.window = MetricWindow()
         self.reset()
 
     # -- state -------------------------------------------------------------------
 
     def reset(self):
         """Forget progress: counters, early stopping, metric window."""
-        self.step = 0
-        self.skipped = 0
+        self.progress.reset()
         self.early_stopping.reset()
-        self.restored_step = None
-        self.best_metrics = None
-        self.validated_at = None
-        self.last_loss = math.nan
-        self.last_valid = None
-        self.stop_reason = None
-        self.diverged = False
-        self.elapsed = 0.0
+        self.window.clear()
         self.dataset = None
-        self.window = MetricWindow()
-        #: the signal that interrupted training ('SIGINT', 'SIGTERM'), or None
-        self.interrupted = None
-        # data parallel: a stop asked for on this process, until all agree on it
-        self._stop_request = None
-        self._interrupted_agreed = None
-        self._final_saved = False
+
+    def parts(self):
+        """The parts of a run a checkpoint holds, by name: each gives its state with
+        ``state()`` and takes it back with ``set_state(state)``."""
+        parts = OrderedDict(
+            progress=self.progress,
+            early_stopping=self.early_stopping,
+            window=self.window,
+            dataset=self.dataset,
+        )
+        if self.schedule is not None:
+            parts["schedule"] = self.schedule
+        return parts
+
+    def state(self):
+        """Every part's state, by part name (JSON-ready; the variables are arrays apart)."""
+        return OrderedDict((name, part.state()) for name, part in self.parts().items())
+
+    def set_state(self, states, best_params=None):
+        """Continue from :meth:`state` (``best_params``: early stopping's best parameters).
+
+        A part missing from ``states``, or whose state is None, is left as it is.
+        """
+        for name, part in self.parts().items():
+            if name == "early_stopping" and name in states:
+                part.set_state(states[name], best_params)
+            elif states.get(name) is not None:
+                part.set_state(states[name])
+
+    # the run's counters and ending, by the names callbacks and the command line read
+    step = _progress("step")
+    skipped = _progress("skipped")
+    elapsed = _progress("elapsed")
+    validated_at = _progress("validated_at")
+    stop_reason = _progress("stop_reason")
+    diverged = _progress("diverged")
+    best_metrics = _progress("best_metrics")
+    restored_step = _progress("restored_step")
+    last_loss = _progress("last_loss")
+    last_valid = _progress("last_valid")
+    #: the signal that interrupted training ('SIGINT', 'SIGTERM'), or None
+    interrupted = _progress("interrupted")
 
     # early-stopping state, by the names callbacks and the command line read
     improved = property(lambda self: self.early_stopping.improved)
@@ -254,27 +290,14 @@ class Trainer:
         whose all-reduce tells every process, so all stop after the same one.
         """
         if self.parallel:
-            if self._stop_request is None:
-                self._stop_request = str(reason)
-            return
-        self._end(reason)
-
-    def _end(self, reason):
-        """Stop after this update: a decision every process has taken alike."""
-        if self.stop_reason is None:
-            self.stop_reason = str(reason)
+            self.progress.request_stop(reason)
+        else:
+            self.progress.end(reason)
 
     @property
-    def _was_interrupted(self):
+    def was_interrupted(self):
         """The interruption every process agrees on (this one's when alone)."""
-        return self._interrupted_agreed if self.parallel else self.interrupted
-
-    def window_state(self):
-        """The training metrics summed since the last validation, and their count."""
-        return self.window.state()
-
-    def set_window_state(self, window, count):
-        self.window.set_state(window, count)
+        return self.progress.was_interrupted(self.parallel)
 
     # the learning rate: its variable, the rate given, the run's schedule
     lr = property(lambda self: self.rate.variable)
@@ -295,7 +318,7 @@ class Trainer:
     @property
     def planned_updates(self):
         """Total updates the run is set up for, if known (for progress bars)."""
-        return ending.planned_updates(self)
+        return planned_updates(self.options, self.updates_per_epoch)
 
     def save_checkpoint(self, path):
         """Write everything needed to continue training to ``path`` (atomically)."""
@@ -304,8 +327,20 @@ class Trainer:
 
     # -- compiling ---------------------------------------------------------------
 
+    def compile(self):
+        """Compile the step and the validation function, unless they are compiled."""
+        if self.compiled is None:
+            with floatx_of(self.graph.params.values()):
+                self._compile()
+
+    def uncompile(self):
+        """Drop the compiled functions: the next run compiles again."""
+        self.compiled = self.validation_function = None
+
     def _compile(self):
-        self._step, self.train_names, self._valid_fn, self.valid_names = compile_functions(self)
+        self.compiled, self.train_names, self.validation_function, self.valid_names = (
+            compile_functions(self)
+        )
 
     # -- the loop ----------------------------------------------------------------
 
@@ -333,15 +368,14 @@ class Trainer:
         o = self.options
         valid_ds, hooks = prepare_run(self, train, valid)
         with limit_threads(o.threads):
-            if self._step is None:
+            if self.compiled is None:
                 self._call(hooks, "on_compile")  # the checks passed; compiling starts
-                with floatx_of(self.graph.params.values()):
-                    self._compile()
+                self.compile()
             started = time.monotonic() - self.elapsed
             try:
                 self._call(hooks, "on_start")
                 while self.stop_reason is None:
-                    reason = ending.limit_reached(self)
+                    reason = self.progress.limit_reached(o, self.dataset, self.early_stopping)
                     if reason:
                         self.stop_reason = reason
                         break
@@ -355,15 +389,15 @@ class Trainer:
                         else self.dataset.epoch > epoch
                     )
                     pair = None
-                    if due or (self.stop_reason and not self._was_interrupted):
+                    if due or (self.stop_reason and not self.was_interrupted):
                         pair = validate(self, valid_ds)
                         self._call(hooks, "on_validation", *pair)
                     self._call(hooks, "on_step_end")
                     if pair is not None:
                         yield pair
-                ending.judge(self)
-                ending.save_final(self)
-                if self.validated_at != self.step and self.step > 0 and not self._was_interrupted:
+                self.progress.judge(o.nan_policy, self.dataset.drawn)
+                self._save_final()
+                if self.validated_at != self.step and self.step > 0 and not self.was_interrupted:
                     self.elapsed = time.monotonic() - started
                     pair = validate(self, valid_ds)
                     self._call(hooks, "on_validation", *pair)
@@ -372,7 +406,7 @@ class Trainer:
                 if self.stop_reason is None:
                     self.stop_reason = "stopped by the caller"
                 self.elapsed = time.monotonic() - started
-                ending.save_final(self)
+                self._save_final()
                 self._finish(hooks)
                 raise
             except BaseException as error:
@@ -386,7 +420,13 @@ class Trainer:
                 state.as_numpy(self)
 
     def _finish(self, hooks):
-        ending.restore_best(self)
+        if self.options.restore_best:
+            # batchnorm's running statistics of the best step too (older checkpoints lack them)
+            kept = self.early_stopping.best_params or {}
+            running = {n: v for n, v in ema.running_state(self).items() if n in kept}
+            restored = self.early_stopping.restore({**self.graph.params, **running}, self.step)
+            if restored is not None:
+                self.progress.restored_step = restored
         if self.ema is not None:
             self.ema.finish(self)
         self._call(hooks, "on_end")
@@ -409,16 +449,19 @@ class Trainer:
     def _update(self):
         """Make one update: one batch, or ``accumulate`` batches and one update."""
         self.rate.set(self.step)
-        if self.parallel:
-            distributed_training.update(self)
-        else:
-            updates.update(self)
+        updates.update(self)
         self.step += 1
 
-    def _record(self, values):
+    def record(self, values):
+        """Add one update's training metrics to the window (``values[0]``: its loss)."""
         self.window.add(values)
-        self.last_loss = float(values[0])
+        self.progress.last_loss = float(values[0])
 
-    def _non_finite(self, epoch, index):
-        """Apply ``nan_policy`` to a non-finite update: :func:`ending.non_finite`."""
-        ending.non_finite(self, epoch, index)
+    def non_finite(self, epoch, index):
+        """Apply ``nan_policy`` to a non-finite update of batch ``index`` in ``epoch``
+        (:meth:`~trainkit.training.progress.Progress.non_finite`)."""
+        self.progress.non_finite(self.options.nan_policy, epoch, index)
+
+    def _save_final(self):
+        if self.checkpointer is not None:
+            self.checkpointer.save_final(self)

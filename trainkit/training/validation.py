@@ -12,7 +12,7 @@ previous validation:
   Order statistics (``min``, ``max``) and ``std`` monitors are averaged over
   batches, an approximation for more than one batch. In data-parallel runs
   each process evaluates its shard of every batch and one all-reduce sums
-  the weighted sums (:func:`trainkit.distributed.training.reduce_validation`).
+  the weighted sums (:func:`trainkit.training.parallel.reduce_validation`).
 - ``train_metrics`` holds ``step`` (updates so far), ``epoch`` (passes over
   the training data *completed* so far: 0 until the first epoch ends),
   ``lr`` (the learning rate of the last update), ``seconds``, ``skipped``
@@ -32,8 +32,7 @@ from collections import OrderedDict
 import numpy as np
 
 from .. import distributed
-from ..distributed import training as distributed_training
-from . import ema
+from . import ema, parallel
 
 __all__ = ["validate"]
 
@@ -49,13 +48,13 @@ def _valid_metrics(trainer, valid_ds):
             if not len(batch[0]):
                 continue
         with np.errstate(all="ignore"):  # a non-finite validation loss is reported as such
-            weight, *values = trainer._valid_fn(*batch)
+            weight, *values = trainer.validation_function(*batch)
             weight = float(weight)
             values = np.asarray(values, dtype=np.float64) * weight
         sums = values if sums is None else sums + values
         total += weight
     if trainer.parallel:  # one all-reduce of the weighted sums and the total weight
-        sums, total = distributed_training.reduce_validation(trainer, sums, total)
+        sums, total = parallel.reduce_validation(trainer, sums, total)
     return OrderedDict(
         (name, float(v))
         for name, v in zip(trainer.valid_names, sums / (total or math.nan), strict=True)
@@ -88,7 +87,7 @@ def validate(trainer, valid_ds):
     if trainer.early_stopping.improved:
         trainer.best_metrics = (train_metrics, valid_metrics)
     if trainer.early_stopping.reason:
-        trainer._end(trainer.early_stopping.reason)
+        trainer.progress.end(trainer.early_stopping.reason)
     if trainer.schedule is not None:
         trainer.schedule.observe(loss)
     trainer.last_valid = valid_metrics

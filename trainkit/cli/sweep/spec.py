@@ -21,7 +21,7 @@ with the ``[sweep]`` section taken out, so a trial's config is checked
 exactly like one given to ``trainkit train``. :meth:`SweepSpec.check`
 checks the space and builds every corner of it (each choice, each bound)
 before anything compiles. The space's entries and keys are read by
-:mod:`~trainkit.cli.sweepspace`.
+:mod:`~trainkit.cli.sweep.space`.
 
 >>> spec = parse_text('''
 ... [model]
@@ -41,7 +41,7 @@ before anything compiles. The space's entries and keys are read by
 ...            '"training.learning_rat" = [0.1]', "run.toml")
 Traceback (most recent call last):
 ...
-trainkit.cli.configcheck.ConfigError: run.toml: sweep.space."training.learning_rat": not a config key; [training] takes algo, an optimizer's hyperparameters, regularizers and trainer options (closest: training.learning_rate)
+trainkit.cli.errors.ConfigError: run.toml: sweep.space."training.learning_rat": not a config key; [training] takes algo, an optimizer's hyperparameters, regularizers and trainer options (closest: training.learning_rate)
 """  # noqa: E501
 
 import copy
@@ -53,11 +53,11 @@ from pathlib import Path
 
 from regularizers.errors import closest_hint
 
-from . import config
-from .config import ConfigError
-from .sweepspace import RANGE_KEYS, Param, _check_key, _param, training_keys  # noqa: F401  (importable here too)
+from .. import config, toml
+from ..errors import ConfigError
+from .space import check_key, make_param
 
-__all__ = ["Param", "SweepSpec", "parse", "parse_text", "PRUNERS", "SAMPLERS"]
+__all__ = ["SweepSpec", "parse", "parse_text", "trial_seed", "PRUNERS", "SAMPLERS"]
 
 #: pruner names and their Optuna classes (``optuna.pruners.<name>``)
 PRUNERS = {
@@ -108,7 +108,7 @@ class SweepSpec:
                     target[part] = {}
                 target = target[part]
             target[path[-1]] = copy.deepcopy(value)
-        text = config.dumps(raw)
+        text = toml.dumps(raw)
         return config.load_text(text, f"{self.source} ({label})", self.base_dir)
 
     def check(self, data=True):
@@ -120,8 +120,8 @@ class SweepSpec:
         """
         import tempfile
 
-        from . import run
-        from .sweepcheck import check_corner_data
+        from .. import run
+        from .datacheck import check_corner_data
 
         first = {key: param.corners()[0] for key, param in self.space.items()}
         checked = {}
@@ -216,7 +216,7 @@ def _seeded_per_trial(cls):
 
 
 def _optuna():
-    from ..tuning import require_optuna
+    from ...tuning import require_optuna
 
     return require_optuna()
 
@@ -248,7 +248,7 @@ def _pruner(source, value):
                 f"{', '.join(accepted) or 'none'}{hint}"
             )
     args = {
-        k: None if isinstance(v, str) and v.lower() == config.NONE else v for k, v in args.items()
+        k: None if isinstance(v, str) and v.lower() == toml.NONE else v for k, v in args.items()
     }
     try:
         cls(**args)
@@ -279,7 +279,7 @@ def parse_text(text, source="<sweep>", base_dir="."):
             )
     spec = SweepSpec(source=source, base_dir=Path(base_dir).resolve(), base=raw, space={})
     # the run config alone is an ordinary config
-    config.load_text(config.dumps(raw), source, base_dir)
+    config.load_text(toml.dumps(raw), source, base_dir)
 
     metric = sweep.get("metric", "loss")
     if not isinstance(metric, str) or not metric:
@@ -329,8 +329,8 @@ def parse_text(text, source="<sweep>", base_dir="."):
             f'"training.learning_rate" = {{low = 1e-4, high = 1e-1, log = true}}'
         )
     for key, value in space.items():
-        _check_key(source, key)
-        spec.space[key] = _param(source, key, value)
+        check_key(source, key)
+        spec.space[key] = make_param(source, key, value)
     if spec.sampler_name == "grid":
         for key, param in spec.space.items():
             try:

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import click
 
-from . import config
-from .sweepstorage import SweepError, _masked, _quiet_optuna, open_storage
+from .. import toml
+from ..errors import SweepError
+from .storage import masked, open_storage, quiet_optuna
 
 __all__ = ["status_lines", "best_config", "STATES"]
 
@@ -22,7 +23,7 @@ STATES = ("COMPLETE", "PRUNED", "RUNNING", "WAITING", "FAIL")
 
 
 def _open_existing(sweep_dir, storage):
-    optuna = _quiet_optuna()
+    optuna = quiet_optuna()
     sweep_dir = Path(sweep_dir)
     info_path = sweep_dir / "sweep.json"
     if not info_path.exists():
@@ -48,7 +49,7 @@ def _open_existing(sweep_dir, storage):
     try:
         return optuna.load_study(study_name=study_name, storage=store)
     except KeyError as error:
-        raise SweepError(f"{sweep_dir}: study {study_name!r} not in {_masked(where)}") from error
+        raise SweepError(f"{sweep_dir}: study {study_name!r} not in {masked(where)}") from error
 
 
 def _order(study):
@@ -102,7 +103,7 @@ def status_lines(sweep_dir, storage=None):
 
 def best_config(sweep_dir, storage=None):
     """TOML text of the best finished trial's config (and its trial), for ``--best``."""
-    from .sweepconfig import SweepSpec
+    from .spec import SweepSpec
 
     study = _open_existing(sweep_dir, storage)
     try:
@@ -112,13 +113,13 @@ def best_config(sweep_dir, storage=None):
     base = json.loads(study.user_attrs["trainkit_base"])
     source = study.user_attrs.get("trainkit_source", "sweep")
     space = json.loads(study.user_attrs["trainkit_sweep"])["space"]
-    from .sweepconfig import Param
+    from .space import Param
 
     params = {k: Param(**v) for k, v in space.items()}
     spec = SweepSpec(source, Path(source).parent, base, params)
     values = {k: params[k].decode(v) for k, v in best.params.items()}
     cfg = spec.trial_config(values, f"trial {best.number}")
-    return config.dumps(
+    return toml.dumps(
         cfg.as_dict(),
         comments=[
             f"The best trial of sweep {study.study_name}: trial {best.number}, "

@@ -35,14 +35,23 @@ Traceback (most recent call last):
 regularizers.errors.InvalidArgument: lr_schedule: unknown schedule 'cosin'; choose from constant, cosine, exponential, plateau, step (closest: cosine)
 """  # noqa: E501
 
-import abc
 import inspect
-import math
-import numbers
-import operator
 from collections.abc import Mapping
 
-from regularizers.errors import InvalidArgument, UnknownArgument, closest_hint, listing, unknown
+from regularizers.errors import InvalidArgument, UnknownArgument, closest_hint, listing
+
+from .base import (
+    COMMON,
+    Constant,
+    Schedule,
+    arguments,
+    check_count,
+    check_real,
+    lookup,
+    names,
+    register,
+)
+from .decays import Cosine, Exponential, Plateau, Step
 
 __all__ = [
     "Constant",
@@ -57,154 +66,10 @@ __all__ = [
     "register",
 ]
 
-_SCHEDULES = {}
-_COMMON = ("learning_rate", "warmup")
-
-
-def register(name):
-    """Class decorator: register a :class:`Schedule` subclass under ``name``."""
-
-    def decorate(cls):
-        if not (isinstance(cls, type) and issubclass(cls, Schedule)):
-            raise TypeError(f"register({name!r}): {cls!r} is not a Schedule subclass")
-        if name in _SCHEDULES:
-            raise ValueError(f"register: schedule {name!r} is already registered")
-        cls.name = name
-        _SCHEDULES[name] = cls
-        return cls
-
-    return decorate
-
-
-def names():
-    """Sorted names of the registered schedules."""
-    return sorted(_SCHEDULES)
-
-
-def _lookup(name, argument):
-    try:
-        return _SCHEDULES[name]
-    except (KeyError, TypeError):
-        raise InvalidArgument(
-            argument, unknown(argument, name, names(), kind="schedule")[len(argument) + 2 :], name
-        ) from None
-
-
-def _arguments(cls):
-    """The schedule's own arguments (name -> default), without the common ones."""
-    params = list(inspect.signature(cls.__init__).parameters.values())[1:]
-    return {p.name: p.default for p in params if p.name not in _COMMON}
-
-
-def _real(where, name, value, low=None, high=None, low_open=False, high_open=False):
-    """``value`` as a float, checked against [low, high] (open ends if asked)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{where}{name} must be a number; got {value!r}")
-    value = float(value)
-    too_low = low is not None and (value <= low if low_open else value < low)
-    too_high = high is not None and (value >= high if high_open else value > high)
-    if math.isnan(value) or math.isinf(value) or too_low or too_high:
-        left = "(" if low_open else "["
-        right = ")" if high_open or high is None else "]"
-        lo = "-inf" if low is None else f"{low:g}"
-        hi = "inf" if high is None else f"{high:g}"
-        raise ValueError(f"{where}{name} must be in {left}{lo}, {hi}{right}; got {value!r}")
-    return value
-
-
-def _count(where, name, value, minimum):
-    """``value`` as an int >= ``minimum`` (integral floats such as 1e3 accepted)."""
-    if isinstance(value, numbers.Real) and not isinstance(value, bool):
-        if isinstance(value, numbers.Integral) or float(value).is_integer():
-            if value >= minimum:
-                return int(value)
-    kind = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
-    raise ValueError(f"{where}{name} must be {kind}; got {value!r}")
-
-
-class Schedule(abc.ABC):
-    """Base class: a learning rate for each update, plus linear warmup.
-
-    Subclasses implement :meth:`rate` (the rate at step ``s`` of their own
-    clock, which starts after warmup) and, if they keep state, :meth:`observe`,
-    :meth:`state` and :meth:`set_state`. Their constructor arguments after
-    ``learning_rate`` are what :meth:`config` reports and :func:`build`
-    accepts, and each is stored as an attribute of the same name.
-
-    Parameters
-    ----------
-    learning_rate : float
-        The base learning rate, >= 0.
-    warmup : int
-        Number of linear-warmup updates ``W`` (0: none).
-    """
-
-    name = None
-
-    def __init__(self, learning_rate, *, warmup=0):
-        where = f"{self.name}: "
-        self.learning_rate = _real(where, "learning_rate", learning_rate, low=0)
-        self.warmup = _count(where, "warmup", warmup, 0)
-
-    @abc.abstractmethod
-    def rate(self, step):
-        """The rate at step ``step`` of the schedule's own clock (no warmup)."""
-
-    def value(self, step):
-        """The learning rate for update number ``step`` (0-based), warmup included."""
-        step = operator.index(step)
-        if step < 0:
-            raise ValueError(f"{self.name}: step must be >= 0; got {step}")
-        if step < self.warmup:
-            return self.rate(0) * (step + 1) / self.warmup
-        return self.rate(step - self.warmup)
-
-    def observe(self, metric):
-        """Record a validation loss; only ``plateau`` uses it, the others ignore it."""
-        return None
-
-    def state(self):
-        """JSON-serialisable mutable state ({} for stateless schedules)."""
-        return {}
-
-    def set_state(self, state):
-        """Restore what :meth:`state` returned."""
-        if state:
-            raise ValueError(f"{self.name}: takes no state; got {state!r}")
-
-    def config(self):
-        """Dict that :func:`from_config` turns back into an equal schedule."""
-        args = {key: getattr(self, key) for key in _arguments(type(self))}
-        return {
-            "name": self.name,
-            "learning_rate": self.learning_rate,
-            **args,
-            "warmup": self.warmup,
-        }
-
-    def __repr__(self):
-        config = self.config()
-        name = config.pop("name")
-        return f"{name}({', '.join(f'{k}={v!r}' for k, v in config.items())})"
-
-
-@register("constant")
-class Constant(Schedule):
-    """The same rate for every update: ``lr``.
-
-    PyTorch: no scheduler; Keras: a float learning rate.
-
-    >>> Constant(0.01).value(1000)
-    0.01
-    """
-
-    def rate(self, step):
-        return self.learning_rate
-
 
 def _check_keys(argument, name, given, allowed):
     for key in given:
-        if key in _COMMON:
+        if key in COMMON:
             raise UnknownArgument(
                 argument,
                 f"{key!r} is a training option, not a schedule argument; "
@@ -270,8 +135,8 @@ def build(spec, learning_rate, warmup=0, total_steps=None, argument="lr_schedule
             f"expected None, a schedule name ({listing(names())}), a dict with a "
             f"'name', or a Schedule; got {spec!r}",
         )
-    cls = _lookup(name, argument)
-    allowed = _arguments(cls)
+    cls = lookup(name, argument)
+    allowed = arguments(cls)
     _check_keys(argument, name, args, allowed)
     if "total_steps" in allowed and "total_steps" not in args and total_steps is not None:
         args["total_steps"] = total_steps
@@ -289,8 +154,8 @@ def build(spec, learning_rate, warmup=0, total_steps=None, argument="lr_schedule
             f"{name} needs {' and '.join(missing)}; give the schedule as a table "
             f"(dict) with name {name!r} and {', '.join(missing)}",
         )
-    _real("", "learning_rate:", learning_rate, low=0)
-    _count("", "lr_warmup:", warmup, 0)
+    check_real("", "learning_rate:", learning_rate, low=0)
+    check_count("", "lr_warmup:", warmup, 0)
     try:
         return cls(learning_rate, warmup=warmup, **args)
     except (TypeError, ValueError) as error:
@@ -310,13 +175,9 @@ def from_config(config):
     if not isinstance(config, Mapping) or "name" not in config:
         raise TypeError(f"from_config: expected a dict with a 'name'; got {config!r}")
     args = dict(config)
-    cls = _lookup(args.pop("name"), "from_config")
-    allowed = _arguments(cls)
-    extra = [k for k in args if k not in allowed and k not in _COMMON]
+    cls = lookup(args.pop("name"), "from_config")
+    allowed = arguments(cls)
+    extra = [k for k in args if k not in allowed and k not in COMMON]
     if extra:
         _check_keys("from_config", cls.name, extra, allowed)
     return cls(**args)
-
-
-# the schedules besides ``constant`` register themselves on import
-from .decay import Cosine, Exponential, Plateau, Step  # noqa: E402

@@ -10,7 +10,7 @@ import math
 import numbers
 from collections.abc import Mapping
 
-from .schedules import Schedule, _count, _real, register
+from .base import Schedule, check_count, check_real, register
 
 __all__ = ["Cosine", "Exponential", "Plateau", "Step"]
 
@@ -38,8 +38,8 @@ class Step(Schedule):
 
     def __init__(self, learning_rate, step_size, gamma=0.1, *, warmup=0):
         super().__init__(learning_rate, warmup=warmup)
-        self.step_size = _count("step: ", "step_size", step_size, 1)
-        self.gamma = _real("step: ", "gamma", gamma, low=0, high=1, low_open=True)
+        self.step_size = check_count("step: ", "step_size", step_size, 1)
+        self.gamma = check_real("step: ", "gamma", gamma, low=0, high=1, low_open=True)
 
     def rate(self, step):
         return self.learning_rate * self.gamma ** (step // self.step_size)
@@ -71,9 +71,9 @@ class Exponential(Schedule):
     def __init__(self, learning_rate, decay_steps, gamma=0.1, *, warmup=0):
         super().__init__(learning_rate, warmup=warmup)
         where = "exponential: "
-        decay = _real(where, "decay_steps", decay_steps, low=0, low_open=True)
+        decay = check_real(where, "decay_steps", decay_steps, low=0, low_open=True)
         self.decay_steps = int(decay_steps) if isinstance(decay_steps, numbers.Integral) else decay
-        self.gamma = _real(where, "gamma", gamma, low=0, high=1, low_open=True)
+        self.gamma = check_real(where, "gamma", gamma, low=0, high=1, low_open=True)
 
     def rate(self, step):
         return self.learning_rate * self.gamma ** (step / self.decay_steps)
@@ -113,8 +113,8 @@ class Cosine(Schedule):
     def __init__(self, learning_rate, total_steps, min_lr=0.0, *, warmup=0):
         super().__init__(learning_rate, warmup=warmup)
         where = "cosine: "
-        self.total_steps = _count(where, "total_steps", total_steps, 1)
-        self.min_lr = _real(where, "min_lr", min_lr, low=0, high=self.learning_rate)
+        self.total_steps = check_count(where, "total_steps", total_steps, 1)
+        self.min_lr = check_real(where, "min_lr", min_lr, low=0, high=self.learning_rate)
         if self.total_steps <= self.warmup:
             raise ValueError(
                 f"cosine: total_steps must exceed warmup ({self.warmup}); got {total_steps!r} "
@@ -185,12 +185,14 @@ class Plateau(Schedule):
     ):
         super().__init__(learning_rate, warmup=warmup)
         where = "plateau: "
-        self.factor = _real(where, "factor", factor, low=0, high=1, low_open=True, high_open=True)
-        self.patience = _count(where, "patience", patience, 0)
-        self.threshold = _real(where, "threshold", threshold, low=0)
-        self.cooldown = _count(where, "cooldown", cooldown, 0)
-        self.min_lr = _real(where, "min_lr", min_lr, low=0)
-        self.eps = _real(where, "eps", eps, low=0)
+        self.factor = check_real(
+            where, "factor", factor, low=0, high=1, low_open=True, high_open=True
+        )
+        self.patience = check_count(where, "patience", patience, 0)
+        self.threshold = check_real(where, "threshold", threshold, low=0)
+        self.cooldown = check_count(where, "cooldown", cooldown, 0)
+        self.min_lr = check_real(where, "min_lr", min_lr, low=0)
+        self.eps = check_real(where, "eps", eps, low=0)
         self.best = math.inf
         self.bad_validations = 0
         self.cooldown_left = 0
@@ -233,9 +235,11 @@ class Plateau(Schedule):
                 f"got {state!r}"
             )
         best = state["best"]
-        self.best = math.inf if best is None else _real("plateau: state ", "best", best)
-        self.bad_validations = _count(
+        self.best = math.inf if best is None else check_real("plateau: state ", "best", best)
+        self.bad_validations = check_count(
             "plateau: state ", "bad_validations", state["bad_validations"], 0
         )
-        self.cooldown_left = _count("plateau: state ", "cooldown_left", state["cooldown_left"], 0)
-        self.current_lr = _real("plateau: state ", "current_lr", state["current_lr"], low=0)
+        self.cooldown_left = check_count(
+            "plateau: state ", "cooldown_left", state["cooldown_left"], 0
+        )
+        self.current_lr = check_real("plateau: state ", "current_lr", state["current_lr"], low=0)

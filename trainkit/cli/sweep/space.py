@@ -5,9 +5,9 @@ checked against every key a config may hold (:func:`training_keys` for
 ``[training]``: any optimizer's hyperparameters, regularizers and trainer
 options). A value is a range, ``{low = ..., high = ..., step = ..., log =
 ...}`` (an integer range when both bounds are integers), or a list of
-choices; :func:`_param` checks it and makes the :class:`Param` that samples
+choices; :func:`make_param` checks it and makes the :class:`Param` that samples
 it for an Optuna trial. Every problem is a
-:class:`~trainkit.cli.config.ConfigError` naming the file and the key.
+:class:`~trainkit.cli.errors.ConfigError` naming the file and the key.
 """
 
 import json
@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 import regularizers
 from regularizers.errors import closest_hint
 
-from .. import optimizers
-from ..training import options
-from . import config
-from .config import ConfigError
+from ... import optimizers
+from ...training import options
+from .. import configcheck
+from ..errors import ConfigError
 
-__all__ = ["Param", "training_keys", "RANGE_KEYS"]
+__all__ = ["Param", "RANGE_KEYS", "check_key", "make_param", "training_keys"]
 
 RANGE_KEYS = ("low", "high", "step", "log")
 
@@ -38,12 +38,14 @@ def training_keys():
     for name in optimizers.names():
         keys.update(optimizers.hyperparameters(name))
     keys.update(regularizers.names())
-    keys.update(k for k in options.OPTIONS if k not in config.CLI_OPTIONS)
+    keys.update(k for k in options.OPTIONS if k not in configcheck.CLI_OPTIONS)
     return sorted(keys)
 
 
 def _all_keys():
-    keys = [f"model.{k}" for k in config.MODEL_KEYS] + [f"data.{k}" for k in config.DATA_KEYS]
+    keys = [f"model.{k}" for k in configcheck.MODEL_KEYS] + [
+        f"data.{k}" for k in configcheck.DATA_KEYS
+    ]
     return keys + [f"training.{k}" for k in training_keys()]
 
 
@@ -106,7 +108,7 @@ class Param:
         return f"{self.kind} {self.low} .. {self.high}{' log' if self.log else ''}{extra}"
 
 
-def _param(source, key, value):
+def make_param(source, key, value):
     where = f"{source}: sweep.space.{json.dumps(key)}"
     if isinstance(value, list):
         if not value:
@@ -157,15 +159,15 @@ def _param(source, key, value):
     return Param(key, kind, low, high, step, log)
 
 
-def _check_key(source, key):
+def check_key(source, key):
     where = f"{source}: sweep.space.{json.dumps(key)}"
     parts = key.split(".")
     section, name = parts[0], parts[1] if len(parts) > 1 else ""
     if len(parts) < 2 or not all(parts):
         raise ConfigError(f"{where}: expected SECTION.KEY, e.g. training.learning_rate")
     allowed = {
-        "model": list(config.MODEL_KEYS),
-        "data": list(config.DATA_KEYS),
+        "model": list(configcheck.MODEL_KEYS),
+        "data": list(configcheck.DATA_KEYS),
         "training": training_keys(),
     }
     if section not in allowed:
@@ -173,12 +175,12 @@ def _check_key(source, key):
         raise ConfigError(
             f"{where}: unknown section {section!r}; sections are {', '.join(allowed)}{hint}"
         )
-    if name in config.CLI_OPTIONS and section == "training":
-        raise ConfigError(f"{where}: is set by the command line ({config.CLI_OPTIONS[name]})")
+    if name in configcheck.CLI_OPTIONS and section == "training":
+        raise ConfigError(f"{where}: is set by the command line ({configcheck.CLI_OPTIONS[name]})")
     if name not in allowed[section]:
         what = {
-            "model": f"[model] takes {', '.join(config.MODEL_KEYS)}",
-            "data": f"[data] takes {', '.join(config.DATA_KEYS)}",
+            "model": f"[model] takes {', '.join(configcheck.MODEL_KEYS)}",
+            "data": f"[data] takes {', '.join(configcheck.DATA_KEYS)}",
             "training": "[training] takes algo, an optimizer's hyperparameters, regularizers "
             "and trainer options",
         }[section]

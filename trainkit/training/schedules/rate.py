@@ -17,7 +17,7 @@ import numpy as np
 import pytensor
 from pytensor.compile.sharedvalue import SharedVariable
 
-from . import schedules
+from . import build
 
 __all__ = ["LearningRate"]
 
@@ -75,7 +75,7 @@ class LearningRate:
         total = o.max_updates
         if total is None and o.max_epochs is not None and updates_per_epoch:
             total = o.max_epochs * updates_per_epoch
-        schedule = schedules.build(o.lr_schedule, self.base, warmup=o.lr_warmup, total_steps=total)
+        schedule = build(o.lr_schedule, self.base, warmup=o.lr_warmup, total_steps=total)
         if schedule is o.lr_schedule:
             if self._start is None:
                 self._start = schedule.state()

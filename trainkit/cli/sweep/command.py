@@ -16,10 +16,12 @@ the same storage) continues the same study up to that many trials.
 
 :func:`run_sweep` is the same as a Python call; it returns the Optuna study.
 
-The sweep's parts: :mod:`~trainkit.cli.sweepconfig` (the ``[sweep]``
-section), :mod:`~trainkit.cli.sweepstorage` (the study's storage,
-``SweepError``), :mod:`~trainkit.cli.sweeptrials` (the objective and the
-workers), :mod:`~trainkit.cli.sweepstatus` (``--status``, ``--best``).
+The sweep's parts: :mod:`~trainkit.cli.sweep.spec` (the ``[sweep]``
+section), :mod:`~trainkit.cli.sweep.space` (``[sweep.space]``),
+:mod:`~trainkit.cli.sweep.datacheck` (the corners of the space against the
+data), :mod:`~trainkit.cli.sweep.storage` (the study's storage),
+:mod:`~trainkit.cli.sweep.trials` (the objective and the workers),
+:mod:`~trainkit.cli.sweep.status` (``--status``, ``--best``).
 """
 
 import json
@@ -29,21 +31,14 @@ from pathlib import Path
 
 import click
 
-from ..tuning import MetricError
-from .commands import _handle_errors, cli
-from .sweepconfig import parse
-from .sweepstatus import STATES, best_config, status_lines
-from .sweepstorage import SweepError, _masked, _quiet_optuna, absolute, open_storage
-from .sweeptrials import (  # noqa: F401  (COUNTED: importable here too)
-    COUNTED,
-    _counted,
-    _Interrupted,
-    _recover,
-    _work,
-    _worker_main,
-)
+from ...tuning import MetricError
+from ..errors import SweepError, handle_errors
+from .spec import parse
+from .status import best_config, status_lines
+from .storage import absolute, masked, open_storage, quiet_optuna
+from .trials import Interrupted, counted, recover, work, worker_main
 
-__all__ = ["run_sweep", "status_lines", "best_config", "open_storage", "STATES"]
+__all__ = ["run_sweep", "sweep"]
 
 
 def run_sweep(
@@ -61,7 +56,7 @@ def run_sweep(
     Parameters
     ----------
     path : str or Path
-        A run config with a ``[sweep]`` section (see :mod:`trainkit.cli.sweepconfig`).
+        A run config with a ``[sweep]`` section (see :mod:`trainkit.cli.sweep.spec`).
     trials : int
         The study's total number of trials (finished, pruned and running).
     workers : int
@@ -81,7 +76,7 @@ def run_sweep(
     ConfigError
         A bad sweep file (before anything compiles).
     """
-    optuna = _quiet_optuna()
+    optuna = quiet_optuna()
     if trials < 1 or workers < 1:
         raise SweepError(f"--trials and --workers must be at least 1, got {trials} and {workers}")
     spec = parse(path)
@@ -116,27 +111,27 @@ def run_sweep(
         )
     (sweep_dir / "sweep.toml").write_text(Path(path).read_text(encoding="utf-8"), encoding="utf-8")
     (sweep_dir / "sweep.json").write_text(
-        json.dumps({"storage": _masked(where), "study": study_name, "source": os.fspath(path)})
+        json.dumps({"storage": masked(where), "study": study_name, "source": os.fspath(path)})
         + "\n",
         encoding="utf-8",
     )
-    _recover(study, spec.retries, echo)
-    done = _counted(study)
+    recover(study, spec.retries, echo)
+    done = counted(study)
     echo(
         f"sweep {study_name}: {done} of {trials} trials so far; {workers} worker"
-        f"{'s' if workers > 1 else ''}; storage {_masked(where)}; {spec.pruner_name} pruning "
+        f"{'s' if workers > 1 else ''}; storage {masked(where)}; {spec.pruner_name} pruning "
         f"on {spec.metric} ({direction})"
     )
     if workers == 1:
         try:
-            _work(spec, where, study_name, sweep_dir, 0, trials, callbacks, echo)
-        except _Interrupted as error:
+            work(spec, where, study_name, sweep_dir, 0, trials, callbacks, echo)
+        except Interrupted as error:
             raise click.exceptions.Exit(_signal_status(error.signal_name)) from None
     else:
         context = multiprocessing.get_context("spawn")
         processes = [
             context.Process(
-                target=_worker_main,
+                target=worker_main,
                 args=(spec, where, study_name, sweep_dir, k, trials, tuple(callbacks)),
                 name=f"trainkit-sweep-{k}",
             )
@@ -191,7 +186,7 @@ def _all_failed(study, study_name):
 # -- the command --------------------------------------------------------------------
 
 
-@cli.command()
+@click.command()
 @click.argument("target", metavar="CONFIG | RUN_DIR")
 @click.option("--trials", default=20, show_default=True, help="The study's total number of trials.")
 @click.option("--workers", default=1, show_default=True, help="Worker processes on this machine.")
@@ -212,7 +207,7 @@ def _all_failed(study, study_name):
 )
 @click.option("--best", is_flag=True, help="Write the best trial's config to RUN_DIR/best.toml.")
 @click.option("-o", "--output", metavar="FILE", help="With --best: where to write ('-': stdout).")
-@_handle_errors
+@handle_errors
 def sweep(target, trials, workers, storage, run_dir, study_name, status, best, output):
     """Sweep the hyperparameters of a config with Optuna; every trial is a run directory.
 

@@ -1,6 +1,6 @@
 """The data of a sweep checked against each corner of its space, before any trial.
 
-:meth:`~trainkit.cli.sweepconfig.SweepSpec.check` builds every corner's
+:meth:`~trainkit.cli.sweep.spec.SweepSpec.check` builds every corner's
 model; :func:`check_corner_data` then runs the checks a trial's run would
 make on its data and ``[training]`` (shapes, dtypes, label ranges, NaNs,
 whether noise reaches the loss) and stops where compiling would begin (the
@@ -10,7 +10,8 @@ data is one line before the first trial, not one failed trial after another.
 
 import json
 
-from . import config
+from .. import config
+from ..errors import DataError
 
 __all__ = ["check_corner_data"]
 
@@ -31,7 +32,7 @@ def check_corner_data(cfg, net, loaded, scratch):
 
     from regularizers.errors import ArgumentError
 
-    from . import files, run
+    from .. import files, run
 
     key = json.dumps(cfg.data, sort_keys=True, default=str)
     with config.backend(cfg.mode):
@@ -40,18 +41,18 @@ def check_corner_data(cfg, net, loaded, scratch):
             os.makedirs(folder)
             try:
                 loaded[key] = files.load(cfg.data, cfg.kind, folder)
-            except files.DataError as error:
-                raise run._data_error(cfg, error) from error
+            except DataError as error:
+                raise run.data_error(cfg, error) from error
         data = loaded[key]
         try:
             arrays = [
                 None
                 if part is None
-                else [files.fit_input(part[0], net.n_in, net.is_recurrent)] + list(part[1:])
+                else [files.fit_input(part[0], net.n_in, net.structure.in_shape)] + list(part[1:])
                 for part in (data.train, data.valid)
             ]
-        except files.DataError as error:
-            raise run._data_error(cfg, error) from error
+        except DataError as error:
+            raise run.data_error(cfg, error) from error
         kwargs = cfg.training_kwargs()
         kwargs.update(
             progress=False,

@@ -3,9 +3,9 @@
 :class:`_Objective` runs one trial: it samples the space, checks the
 trial's config like ``trainkit train`` does, and trains in
 ``trial-<n>/`` (resuming from the checkpoint when the trial is a retry),
-reporting every validation to the pruner. :func:`_work` is one worker's
-loop, run in this process or, by :func:`_worker_main`, in a worker process
-of its own; :func:`_recover` retries trials that a signal stopped or whose
+reporting every validation to the pruner. :func:`work` is one worker's
+loop, run in this process or, by :func:`worker_main`, in a worker process
+of its own; :func:`recover` retries trials that a signal stopped or whose
 process on this host died.
 """
 
@@ -18,20 +18,24 @@ from pathlib import Path
 
 import click
 
-from ..tuning import MetricError, PruningCallback, require_optuna
-from . import run
-from .sweepstorage import _no_experimental_warnings, _quiet_optuna, open_storage
+from ...tuning import MetricError, PruningCallback, require_optuna
+from .. import run
+from ..errors import one_line
+from .storage import no_experimental_warnings, open_storage, quiet_optuna
+
+__all__ = ["COUNTED", "Interrupted", "TrialFailed", "counted", "recover", "work", "worker_main"]
+
 
 #: trial states that count towards --trials (and failed trials that were not retried)
 COUNTED = ("COMPLETE", "PRUNED", "RUNNING", "WAITING")
 
 
-class _Interrupted(Exception):
+class Interrupted(Exception):
     """A trial stopped by a signal: the worker stops, the trial is retried later.
 
     An ``Exception`` (not a ``BaseException``), so that Optuna records the
     trial as failed (with ``interrupted`` among its attributes, which
-    :func:`_recover` retries) instead of leaving it "running".
+    :func:`recover` retries) instead of leaving it "running".
     """
 
     def __init__(self, signal_name):
@@ -41,11 +45,6 @@ class _Interrupted(Exception):
 
 class TrialFailed(Exception):
     """A trial that failed on its config or data: one line, kept in the trial's ``error``."""
-
-
-def _one_line(error):
-    text = str(error) or type(error).__name__
-    return " ".join(text.split())
 
 
 class _Signals:
@@ -66,7 +65,7 @@ class _Signals:
         import signal
         import threading
 
-        from ..training.signals import SIGNALS
+        from ...training.signals import SIGNALS
 
         if threading.current_thread() is threading.main_thread():
 
@@ -129,13 +128,13 @@ class _Objective:
         try:
             with signals:
                 value = self._run(trial, label, signals)
-        except (_Interrupted, MetricError):
+        except (Interrupted, MetricError):
             raise
         except KeyboardInterrupt:  # a second Ctrl-C: the trial is retried later
             trial.set_user_attr("interrupted", "SIGINT")
-            raise _Interrupted("SIGINT") from None
+            raise Interrupted("SIGINT") from None
         except (ValueError, TypeError, LookupError, OSError, FloatingPointError) as error:
-            line = _one_line(error)
+            line = one_line(error)
             self.echo(f"{label} failed: {line}")
             trial.set_user_attr("error", line)
             raise TrialFailed(line) from None
@@ -184,7 +183,7 @@ class _Objective:
         if result.interrupted:
             trial.set_user_attr("interrupted", result.interrupted)
             self.echo(f"{label}: {result.stop_reason} at step {trainer.step}; checkpoint saved")
-            raise _Interrupted(result.interrupted)
+            raise Interrupted(result.interrupted)
         rows = _read_metrics(run_dir)
         if rows and spec.metric not in rows[0]:
             raise MetricError(
@@ -203,7 +202,7 @@ class _Objective:
         return value
 
 
-def _counted(study):
+def counted(study):
     """Trials so far; a failed trial counts unless it was retried (its retry counts)."""
     trials = study.get_trials(deepcopy=False)
     retried = {n for t in trials for n in t.system_attrs.get("retry_history", [])}
@@ -216,7 +215,7 @@ def _waiting(study):
 
 
 def _load_study(spec, storage, study_name, worker):
-    optuna = _quiet_optuna()
+    optuna = quiet_optuna()
     # Optuna keeps neither pruner nor sampler: without them load_study falls back to defaults
     return optuna.load_study(
         study_name=study_name,
@@ -226,37 +225,37 @@ def _load_study(spec, storage, study_name, worker):
     )
 
 
-def _work(spec, where, study_name, sweep_dir, worker, trials, callbacks=(), echo=click.echo):
+def work(spec, where, study_name, sweep_dir, worker, trials, callbacks=(), echo=click.echo):
     """One worker: run trials until the study has ``trials`` of them (or none wait)."""
-    optuna = _quiet_optuna()
+    optuna = quiet_optuna()
     storage = open_storage(where, spec.heartbeat, spec.retries)
     study = _load_study(spec, storage, study_name, worker)
     objective = _Objective(spec, sweep_dir, worker, callbacks, echo)
     # a failed trial is the one line the objective printed, not Optuna's traceback
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     while True:
-        manager = _no_experimental_warnings()
+        manager = no_experimental_warnings()
         try:
             # a database's dead trials (no heartbeat) fail now and come back WAITING
             optuna.storages.fail_stale_trials(study)
-            if _counted(study) >= trials and not _waiting(study):
+            if counted(study) >= trials and not _waiting(study):
                 break
             study.optimize(objective, n_trials=1, catch=(TrialFailed,))
         finally:
             manager.__exit__(None, None, None)
         if objective.pending:
-            raise _Interrupted(objective.pending)
+            raise Interrupted(objective.pending)
 
 
-def _worker_main(spec, where, study_name, sweep_dir, worker, trials, callbacks):
+def worker_main(spec, where, study_name, sweep_dir, worker, trials, callbacks):
     """The body of a worker process: exit status 0, 2 (an error), 130/143 (a signal)."""
 
     def echo(line, err=False):
         print(f"[worker {worker}] {line}", file=sys.stderr if err else sys.stdout, flush=True)
 
     try:
-        _work(spec, where, study_name, sweep_dir, worker, trials, callbacks, echo)
-    except _Interrupted as error:
+        work(spec, where, study_name, sweep_dir, worker, trials, callbacks, echo)
+    except Interrupted as error:
         sys.exit({"SIGINT": 130, "SIGTERM": 143, "SIGHUP": 129}.get(error.signal_name, 1))
     except KeyboardInterrupt:
         sys.exit(130)
@@ -268,7 +267,7 @@ def _worker_main(spec, where, study_name, sweep_dir, worker, trials, callbacks):
         sys.exit(2)
 
 
-def _recover(study, retries, echo):
+def recover(study, retries, echo):
     """Retry trials that a signal stopped, and running trials whose process on this host died.
 
     Database storages find dead workers by their heartbeat; a journal file
@@ -293,7 +292,7 @@ def _recover(study, retries, echo):
             continue
         if len(trial.system_attrs.get("retry_history", [])) >= retries:
             continue
-        manager = _no_experimental_warnings()
+        manager = no_experimental_warnings()
         try:
             optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=retries)(study, trial)
         finally:

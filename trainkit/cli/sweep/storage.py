@@ -1,12 +1,11 @@
-"""Where a sweep's study lives: Optuna storages, and ``SweepError``.
+"""Where a sweep's study lives: Optuna storages.
 
 :func:`open_storage` opens a database URL (with heartbeats, so trials of
 dead workers are retried) or a journal file (the default,
-``RUN_DIR/journal.log``). :func:`_masked` hides a URL's password (what
-``sweep.json`` keeps). :class:`SweepError` is the one error of
-``trainkit sweep`` for a bad sweep input or storage; it is here, below every
-other sweep module, so that each can raise it. Optuna is imported only when
-it is needed, and kept quiet (:func:`_quiet_optuna`).
+``RUN_DIR/journal.log``). :func:`masked` hides a URL's password (what
+``sweep.json`` keeps). A bad storage is a
+:class:`~trainkit.cli.errors.SweepError`. Optuna is imported only when
+it is needed, and kept quiet (:func:`quiet_optuna`).
 """
 
 import json
@@ -15,29 +14,27 @@ import time
 import warnings
 from pathlib import Path
 
-import click
+from ...tuning import require_optuna
+from ..errors import SweepError
 
-from ..tuning import require_optuna
-
-__all__ = ["SweepError", "absolute", "check_journal", "open_storage", "release_stale_lock"]
-
-
-class SweepError(click.ClickException):
-    """A problem with a sweep's input or its storage: one line, exit status 2."""
-
-    exit_code = 2
-
-    def show(self, file=None):
-        click.echo(f"error: {self.format_message()}", err=True)
+__all__ = [
+    "absolute",
+    "check_journal",
+    "masked",
+    "no_experimental_warnings",
+    "open_storage",
+    "quiet_optuna",
+    "release_stale_lock",
+]
 
 
-def _quiet_optuna():
+def quiet_optuna():
     optuna = require_optuna()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     return optuna
 
 
-def _no_experimental_warnings():
+def no_experimental_warnings():
     optuna = require_optuna()
     manager = warnings.catch_warnings()
     manager.__enter__()
@@ -46,7 +43,7 @@ def _no_experimental_warnings():
     return manager
 
 
-def _masked(url):
+def masked(url):
     """``url`` with its password replaced by ``***`` (what sweep.json keeps)."""
     if "://" not in url or "@" not in url.split("://", 1)[1]:
         return url
@@ -70,7 +67,7 @@ def open_storage(where, heartbeat=60, retries=3, note=None):
     """
     optuna = require_optuna()
     if "://" in where:
-        manager = _no_experimental_warnings()
+        manager = no_experimental_warnings()
         try:
             callback = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=retries)
             return optuna.storages.RDBStorage(
@@ -80,9 +77,9 @@ def open_storage(where, heartbeat=60, retries=3, note=None):
                 heartbeat_stale_trial_callback=callback,
             )
         except ImportError as error:  # a database driver
-            raise SweepError(f"--storage {_masked(where)}: {error}") from None
+            raise SweepError(f"--storage {masked(where)}: {error}") from None
         except Exception as error:  # sqlalchemy's own errors
-            raise SweepError(f"--storage {_masked(where)}: cannot open: {error}") from None
+            raise SweepError(f"--storage {masked(where)}: cannot open: {error}") from None
         finally:
             manager.__exit__(None, None, None)
     journal = optuna.storages.journal
