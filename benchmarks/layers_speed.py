@@ -13,13 +13,16 @@ generated data, softmax cross-entropy over 10 classes:
   (D = 64) with a residual connection, layer norm, global average pooling,
   dense 10.
 
-The trainkit side is a hand-built graph of :mod:`trainkit.ops` functions
-(what the layer forms wrap) and ``trainkit.optimizers.build('adam', ...)``,
-compiled once per mode; the torch side the same model with
+The trainkit side trains through the layer forms (``trainkit.Classifier``
+with ``conv1d``/``attention``/``add``/``layernorm``/``globalavgpool``
+entries, :func:`layers`) with ``net.train`` (Adam, one full batch per
+update, no validation until the end), its parameters set to the same
+initial values as torch's; the torch side is the same model with
 ``torch.nn.functional.conv1d`` / ``scaled_dot_product_attention`` and
-``torch.optim.Adam``. "compile" is building and compiling the step plus the
-first call; steady rates skip two updates and report the fastest of four
-blocks. Numbers are one process on a shared machine: compare rows of one run.
+``torch.optim.Adam``. "compile" is from the call (``net.train``, or building
+the torch step) to the end of the first update; steady rates skip two
+updates and report the fastest of four blocks of the rest (trainkit's from
+the time between ``on_update`` callbacks, so its loop's own work counts). Numbers are one process on a shared machine: compare rows of one run.
 ``floatX=float32`` is set (as trainkit's float32 networks compile): under
 PyTensor's default float64 floatX, JAX runs with 64-bit floats on and the
 float32 graph picks up float64 scalars (the conv step ran ~3x slower).
@@ -71,31 +74,74 @@ def init(model, rng):
     return p
 
 
-def trainkit_step(model, values, mode):
-    import pytensor
-    import pytensor.tensor as pt
-
-    from trainkit import optimizers
-    from trainkit.models import losses
-    from trainkit.ops import attention, conv, norm
-
-    _, t, f = SHAPES[model]
-    p = {k: pytensor.shared(v, name=k) for k, v in values.items()}
-    x = pt.tensor("x", dtype="float32", shape=(None, t, f))
-    y = pt.vector("y", dtype="int64")
+def layers(model):
+    """The model as trainkit layer forms (the parameter names :func:`init`'s map to)."""
+    _, _, f = SHAPES[model]
     if model == "conv1d":
-        h = pt.maximum(conv.conv1d(x, p["w1"], p["b1"], padding="same"), 0)
-        h = pt.maximum(conv.conv1d(h, p["w2"], p["b2"], padding="same"), 0)
-    else:
-        a = attention.multi_head_attention(
-            x, *(p[k] for k in ("wq", "bq", "wk", "bk", "wv", "bv", "wo", "bo")), heads=4
-        )
-        _, h = norm.layer_norm(x + a, p["g"], p["beta"])
-    logits = pt.specify_shape(conv.global_pool(h, "avg") @ p["wd"] + p["bd"], (None, CLASSES))
-    loss = losses.xent(logits, None, y)
-    updates = optimizers.build("adam", loss, list(p.values()), learning_rate=1e-3)
-    step = pytensor.function([x, y], loss, updates=updates, mode=mode)
-    return lambda xs, ys: float(np.asarray(step(xs, ys)))
+        return [
+            dict(size=f),
+            dict(form="conv1d", size=64, kernel=5, padding="same", name="c1"),
+            dict(form="conv1d", size=64, kernel=5, padding="same", name="c2"),
+            dict(form="globalavgpool", name="pool"),
+            CLASSES,
+        ]
+    return [
+        dict(size=f),
+        dict(form="attention", heads=4, name="att"),
+        dict(form="add", inputs=["in", "att"], name="res"),
+        dict(form="layernorm", name="ln"),
+        dict(form="globalavgpool", name="pool"),
+        CLASSES,
+    ]
+
+
+NAMES = {
+    "conv1d": dict(w1="c1.w", b1="c1.b", w2="c2.w", b2="c2.b", wd="out.w", bd="out.b"),
+    "attention": dict(
+        **{f"{p}{k}": f"att.{p}{k}" for k in "qkvo" for p in "wb"},
+        g="ln.g",
+        beta="ln.b",
+        wd="out.w",
+        bd="out.b",
+    ),
+}
+
+
+class Clock:
+    """A callback that notes the time of every update."""
+
+    def __init__(self):
+        self.times = []
+
+    def on_update(self, trainer):
+        self.times.append(time.perf_counter())
+
+
+def trainkit_run(model, values, mode, x, y, updates):
+    """(compile + first update in s, steady updates/s) of ``net.train`` on the layer forms."""
+    import trainkit
+
+    net = trainkit.Classifier(layers(model), seed=0)
+    for ours, name in NAMES[model].items():
+        net.params[name].set_value(values[ours])
+    clock = Clock()
+    start = time.perf_counter()
+    net.train(
+        [x, y],
+        algo="adam",
+        learning_rate=1e-3,
+        batch_size=len(x),
+        max_updates=updates + 2,
+        validate_every=10**9,
+        mode=mode,
+        callbacks=[clock],
+        progress=False,
+        log=False,
+    )
+    ticks = clock.times
+    compiled = ticks[0] - start
+    times = np.diff(ticks[1:])  # from the third update on
+    return compiled, _steady(list(times))
 
 
 def torch_step(model, values):
@@ -134,10 +180,17 @@ def torch_step(model, values):
     return step
 
 
+def _steady(times):
+    """Updates/s of the fastest of :data:`BLOCKS` consecutive blocks of step times."""
+    block = max(1, len(times) // BLOCKS)
+    best = min(sum(times[i : i + block]) for i in range(0, block * BLOCKS, block))
+    return block / best
+
+
 def measure(make, x, y, updates):
     start = time.perf_counter()
     step = make()
-    first = step(x, y)
+    step(x, y)
     compiled = time.perf_counter() - start
     step(x, y)
     times = []
@@ -145,9 +198,7 @@ def measure(make, x, y, updates):
         t0 = time.perf_counter()
         step(x, y)
         times.append(time.perf_counter() - t0)
-    block = max(1, len(times) // BLOCKS)
-    best = min(sum(times[i : i + block]) for i in range(0, block * BLOCKS, block))
-    return compiled, block / best, first
+    return compiled, _steady(times)
 
 
 def main():
@@ -159,22 +210,19 @@ def main():
     args = parser.parse_args()
     affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else "?"
     print(f"cores allowed: {affinity}, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}")
-    print(
-        f"{'model':<10} {'side':<14} {'compile+1st (s)':>16} {'updates/s':>10} {'first loss':>11}"
-    )
+    print(f"{'model':<10} {'side':<14} {'compile+1st (s)':>16} {'updates/s':>10}")
     for model in args.models.split(","):
         rng = np.random.default_rng(0)
         x, y = data(model, rng)
         values = init(model, rng)
-        sides = [
-            (f"trainkit {m}", functools.partial(trainkit_step, model, values, m))
-            for m in args.modes.split(",")
-        ]
+        for mode in args.modes.split(","):
+            compiled, rate = trainkit_run(model, values, mode, x, y, args.updates)
+            print(f"{model:<10} {'trainkit ' + mode:<14} {compiled:>16.1f} {rate:>10.1f}")
         if not args.no_torch:
-            sides.append(("PyTorch", functools.partial(torch_step, model, values)))
-        for name, make in sides:
-            compiled, rate, first = measure(make, x, y, args.updates)
-            print(f"{model:<10} {name:<14} {compiled:>16.1f} {rate:>10.1f} {first:>11.4f}")
+            compiled, rate = measure(
+                functools.partial(torch_step, model, values), x, y, args.updates
+            )
+            print(f"{model:<10} {'PyTorch':<14} {compiled:>16.1f} {rate:>10.1f}")
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
         ("text_classifier.py", ["--max-updates", "5"], "held-out accuracy"),
         ("conv1d_sensors.py", ["--max-updates", "5"], "held-out accuracy"),
         ("digits_images.py", ["--max-updates", "5"], "held-out accuracy"),
+        ("digits_transformer.py", ["--max-updates", "3", "--width", "8"], "with positions"),
         ("tied_autoencoder.py", ["--max-updates", "5"], "held-out reconstruction R²"),
     ],
 )

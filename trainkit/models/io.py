@@ -48,12 +48,14 @@ def save(net, path, arrays=None, **extra):
         "config": net.config(),
         **extra,
     }
+    given = arrays
     if arrays is None:
         arrays = OrderedDict((name, p.get_value()) for name, p in net.params.items())
     else:
         arrays = OrderedDict((name, arrays[name]) for name in net.params)
-    # running statistics (batchnorm) are the network's own, whichever parameters are saved
-    arrays.update((name, s.get_value()) for name, s in net.state.items())
+    # running statistics (batchnorm): those given (a best model's step), else the network's own
+    given = {} if given is None else given
+    arrays.update((name, given.get(name, s.get_value())) for name, s in net.state.items())
     archive.save(path, arrays, meta)
 
 

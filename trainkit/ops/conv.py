@@ -108,17 +108,36 @@ def _pad(x, axis, before, after):
     """``x`` with ``before``/``after`` zeros along ``axis`` (static pad widths).
 
     Concatenated zeros, not ``pt.pad`` (which casts to floatX in PyTensor 3.0.7).
+    The zeros are a constant block broadcast against zeros shaped like one
+    step of ``x``, so no shape vector is built from the symbolic batch size
+    (JAX cannot trace an ``Alloc`` whose shape holds ``x.shape[0]``).
     """
     parts = []
     for width in (before, x, after):
         if isinstance(width, int):
             if width:
-                shape = [_size(x, i) for i in range(x.ndim)]
-                shape[axis] = width
-                parts.append(pt.zeros(shape, dtype=x.dtype))
+                index = [slice(None)] * x.ndim
+                index[axis] = 0
+                step = pt.expand_dims(pt.zeros_like(x[tuple(index)]), axis)
+                block = [1] * x.ndim
+                block[axis] = width
+                parts.append(step + pt.constant(np.zeros(block, dtype=x.dtype)))
         else:
             parts.append(x)
     return parts[0] if len(parts) == 1 else pt.concatenate(parts, axis=axis)
+
+
+def _project(cols, w, batch):
+    """``cols @ w`` for ``cols`` of shape ``(batch, *steps, n)`` and a matrix ``w`` ``(n, F)``.
+
+    The product's batch size is said to be ``batch`` (the input's), an
+    array's shape JAX knows while tracing; otherwise PyTensor infers it by
+    shape arithmetic, which JAX cannot use as a shape in the gradient
+    ("Shapes must be concrete"). No ``-1`` reshapes either, for the same reason.
+    """
+    steps = tuple(_size(cols, i) for i in range(1, cols.ndim - 1))
+    f = static_dim(w, 1, "w")
+    return pt.specify_shape(pt.matmul(cols, w), (batch, *steps, f))
 
 
 def _pad_widths(padding, kernel, dilation, stride, argument):
@@ -211,7 +230,8 @@ def conv1d(x, w, b, stride=1, padding="valid", dilation=1):
     w, b = static_shape(w), static_shape(b)
     left, right = _pad_widths(padding, kernel, dilation, stride, "stride")
     cols = pt.concatenate(_taps(_pad(x, 1, left, right), 1, kernel, dilation, stride), axis=-1)
-    out = pt.matmul(cols, w.reshape((-1, w.shape[2])))
+    n_in, n_out = static_dim(w, 1, "conv1d: w"), static_dim(w, 2, "conv1d: w")
+    out = _project(cols, w.reshape((kernel * n_in, n_out)), x.shape[0])
     return out if b is None else out + b
 
 
@@ -252,7 +272,8 @@ def conv2d(x, w, b, stride=(1, 1), padding="valid"):
     x = _pad(_pad(x, 1, top, bottom), 2, left, right)
     taps = [col for row in _taps(x, 1, kh, 1, sh) for col in _taps(row, 2, kw, 1, sw)]
     cols = pt.concatenate(taps, axis=-1)
-    out = pt.matmul(cols, w.reshape((-1, w.shape[3])))
+    n_in, n_out = static_dim(w, 2, "conv2d: w"), static_dim(w, 3, "conv2d: w")
+    out = _project(cols, w.reshape((kh * kw * n_in, n_out)), x.shape[0])
     return out if b is None else out + b
 
 
@@ -268,7 +289,7 @@ def _pool(x, pools, mode):
     into ``(n // p, p)`` by one reshape (few ops: quick to compile on Numba),
     then reduced over the window axes.
     """
-    shape = [-1]
+    shape = [x.shape[0]]
     crop = [slice(None)]
     for axis, p in enumerate(pools, start=1):
         n = _size(x, axis) // p
@@ -277,7 +298,8 @@ def _pool(x, pools, mode):
     shape += [_size(x, axis) for axis in range(len(pools) + 1, x.ndim)]
     windows = x[tuple(crop)].reshape(shape)
     axes = tuple(range(2, 2 * len(pools) + 1, 2))
-    return pt.max(windows, axis=axes) if mode == "max" else pt.mean(windows, axis=axes)
+    out = pt.max(windows, axis=axes) if mode == "max" else pt.mean(windows, axis=axes)
+    return pt.specify_shape(out, (x.shape[0],) + (None,) * (out.ndim - 1))
 
 
 def pool1d(x, pool, mode):

@@ -41,6 +41,7 @@ from collections import OrderedDict
 import numpy as np
 
 from .. import archive
+from . import ema
 from .progress import Progress
 from .state import is_rng, rank_generator
 from .updates import MetricWindow
@@ -323,7 +324,8 @@ def _apply(trainer, arrays, meta, path):
         else:
             var.set_value(np.array(arrays[f"state/{name}"], copy=True))
     best = {k[5:]: v for k, v in arrays.items() if k.startswith("best/")}
-    best = OrderedDict((n, best[n]) for n in trainer.graph.params) if best else None
+    names = [*trainer.graph.params, *(n for n in ema.running_state(trainer) if n in best)]
+    best = OrderedDict((n, best[n]) for n in names) if best else None
     del states["dataset"]  # set above, with its own message
     trainer.set_state(states, best_params=best)
 

@@ -44,6 +44,7 @@ from collections import OrderedDict
 import numpy as np
 import pytensor
 import pytensor.tensor as pt
+from pytensor.tensor.random.type import RandomGeneratorType
 
 __all__ = ["ParameterAverage"]
 
@@ -111,8 +112,28 @@ def build(trainer):
     return average
 
 
+def running_state(trainer):
+    """``{name: shared variable}`` of the graph's running statistics (batch normalisation).
+
+    They are what a training graph's updates advance besides random
+    generators; validation reads them as they are (no average).
+    """
+    training = getattr(trainer.graph, "training", None)
+    if training is None:
+        return {}
+    return {
+        v.name: v
+        for v in training.updates
+        if v.name and not isinstance(v.type, RandomGeneratorType)
+    }
+
+
 def evaluated_params(trainer):
-    """``(name, value)`` of the parameters validation evaluates: the averages with ``ema``."""
+    """``(name, value)`` of what validation evaluates: the parameters (the averages with
+    ``ema``), then the running statistics of the same step (batch normalisation)."""
     if trainer.ema is not None:
-        return trainer.ema.values()
-    return ((n, p.get_value()) for n, p in trainer.graph.params.items())
+        params = list(trainer.ema.values())
+    else:
+        params = [(n, p.get_value()) for n, p in trainer.graph.params.items()]
+    state = [(n, np.array(v.get_value(), copy=True)) for n, v in running_state(trainer).items()]
+    return params + state

@@ -421,7 +421,10 @@ class Trainer:
 
     def _finish(self, hooks):
         if self.options.restore_best:
-            restored = self.early_stopping.restore(self.graph.params, self.step)
+            # batchnorm's running statistics of the best step too (older checkpoints lack them)
+            kept = self.early_stopping.best_params or {}
+            running = {n: v for n, v in ema.running_state(self).items() if n in kept}
+            restored = self.early_stopping.restore({**self.graph.params, **running}, self.step)
             if restored is not None:
                 self.progress.restored_step = restored
         if self.ema is not None:
