@@ -24,8 +24,9 @@ def test_the_readme_config_trains_and_its_evaluate_line_runs(tmp_path, monkeypat
     assert trained.exit_code == 0, trained.output + trained.stderr
     with np.load("digits.npz") as f:
         np.savez("test.npz", images=f["images"][:50], labels=f["labels"][:50])
-    lines = [x for x in README.splitlines() if x.startswith("trainkit evaluate ")]
-    assert all("--array images --y labels" in x for x in lines), lines  # the config's names
+    # the lines that evaluate this config's run use its array names
+    lines = [x for x in README.splitlines() if x.startswith("trainkit evaluate runs/a/")]
+    assert lines and all("--array images --y labels" in x for x in lines), lines
     args = shlex.split(lines[0].split("#")[0])[1:]
     evaluated = invoke(*args)
     assert evaluated.exit_code == 0, evaluated.output + evaluated.stderr
