@@ -6,7 +6,8 @@ CONFIG says what to train (``options``: trainer keywords; ``parallel``: give
 ``data_parallel='mpi'``; ``blowup_rows``: rows of x set to 1e30 so their
 batches are non-finite; ``sigterm_rank``/``sigterm_step``: that rank sends
 itself SIGTERM after that update; ``sequences``: a GRU regressor on padded
-sequences with lengths and per-step sample weights instead of the MLP). Each process writes ``rank<r>.npz`` (its
+sequences with lengths and per-step sample weights instead of the MLP; ``batchnorm``: the MLP
+with a batchnorm layer). Each process writes ``rank<r>.npz`` (its
 final state variables) and ``rank<r>.json`` (what the run reported).
 """
 
@@ -39,6 +40,17 @@ def sequences(n=37, steps=5):
 def network(config):
     import trainkit
 
+    if config.get("batchnorm") and config.get("sequences"):  # real steps only
+        return trainkit.Regressor(
+            [
+                dict(size=3, lengths=True),
+                dict(size=4, form="gru"),
+                dict(form="batchnorm", activation="tanh"),
+                2,
+            ]
+        )
+    if config.get("batchnorm"):  # one batchnorm layer (tests/test_batchnorm_parallel.py)
+        return trainkit.Regressor([3, (5, "tanh"), dict(form="batchnorm", activation="tanh"), 2])
     if config.get("sequences"):
         return trainkit.Regressor([dict(size=3, lengths=True), dict(size=4, form="gru"), 2])
     return trainkit.Regressor([3, (5, "tanh"), 2])

@@ -157,13 +157,26 @@ def test_checkpoint_resume_with_batchnorm_is_bitwise(tmp_path, rng):
         np.testing.assert_array_equal(v.get_value(), other)
 
 
-def test_batchnorm_with_several_processes_is_refused_before_compiling():
+def test_two_batchnorm_layers_with_several_processes_are_refused_before_compiling():
+    """One batchnorm layer all-reduces its statistics (tests/test_batchnorm_parallel.py)."""
     from trainkit.distributed import Identity
 
     class TwoRanks(Identity):  # looks like one of two processes; never communicates here
         size = 2
 
+    net = trainkit.Regressor([3, dict(form="batchnorm"), (4, "tanh"), dict(form="batchnorm"), 1])
+    data = [np.ones((4, 3), "float32"), np.ones((4, 1), "float32")]
+    with pytest.raises(ValueError, match=r"^data_parallel: 2 batchnorm layers with several"):
+        net.train(data, data_parallel=TwoRanks(), **QUIET)
+
+
+def test_batchnorm_with_dropout_and_several_processes_is_refused_before_compiling():
+    from trainkit.distributed import Identity
+
+    class TwoRanks(Identity):
+        size = 2
+
     net = trainkit.Regressor([3, dict(form="batchnorm"), 1])
     data = [np.ones((4, 3), "float32"), np.ones((4, 1), "float32")]
-    with pytest.raises(ValueError, match=r"^data_parallel: batchnorm layers with several"):
-        net.train(data, data_parallel=TwoRanks(), **QUIET)
+    with pytest.raises(ValueError, match=r"^data_parallel: batchnorm with several processes and"):
+        net.train(data, data_parallel=TwoRanks(), input_dropout=0.2, **QUIET)

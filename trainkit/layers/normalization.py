@@ -122,8 +122,13 @@ class BatchNorm(_Norm):
             outputs, main = self.finish(pre, [("norm", norm)])
             return outputs, main, OrderedDict()
         mask = self.real_steps(x, lengths)
-        norm, pre, batch_mean, batch_var = batch_norm_train(x, g, b, eps=EPSILON, mask=mask)
         m = self.config_options["momentum"]
+        #: the training graph's batch statistics (data-parallel training replaces them)
+        self.batch_parts = {}
+        norm, pre, batch_mean, batch_var = batch_norm_train(
+            x, g, b, eps=EPSILON, mask=mask, parts=self.batch_parts
+        )
+        self.batch_parts.update(running_mean=mean, running_var=var, momentum=m)
         updates = OrderedDict(
             [
                 (mean, running_update(mean, batch_mean, m).astype(self.dtype)),

@@ -154,12 +154,19 @@ class Fitting:
         # how keep_best writes a model file (trainkit.training.best_models)
         trainer.save_model = partial(io.save, self)
         if trainer.parallel and self.state:
-            raise InvalidArgument(
-                "data_parallel",
-                "batchnorm layers with several processes would need the global batch's "
-                "statistics, which trainkit does not all-reduce yet; use one process or "
-                "layernorm",
-            )
+            stateful = [layer for layer in self.layers if getattr(layer, "stateful", False)]
+            if len(stateful) > 1:
+                raise InvalidArgument(
+                    "data_parallel",
+                    f"{len(stateful)} batchnorm layers with several processes: the global "
+                    "batch's statistics are all-reduced for one batchnorm layer only; use one "
+                    "process, one batchnorm layer, or layernorm",
+                )
+            from ..training import sync_batchnorm
+
+            sync_batchnorm.check(stateful[0].batch_parts, trainer.assembly)
+            #: the layer whose statistics the processes all-reduce (trainkit.training.sync_batchnorm)
+            trainer.sync_batchnorm = stateful[0].batch_parts
         self.trainer = trainer
         return trainer, train, valid
 

@@ -57,7 +57,7 @@ def layer_norm(x, g, b, eps=1e-5):
     return norm, norm * g + b
 
 
-def batch_norm_train(x, g, b, eps=1e-5, mask=None):
+def batch_norm_train(x, g, b, eps=1e-5, mask=None, parts=None):
     r"""Batch normalisation with the batch's statistics (torch's training mode).
 
     Statistics are over every axis but the last (batch, and time or space),
@@ -72,6 +72,11 @@ def batch_norm_train(x, g, b, eps=1e-5, mask=None):
     :math:`\sigma^2 n/(n-1)` is returned for the running statistics (with
     :math:`n = 1` it is :math:`\sigma^2 = 0`, where torch gives inf/NaN).
     Padded steps are normalised too (finite, and ignored downstream).
+
+    ``parts``, a dict, receives the symbolic ``mean``, biased ``var``, count
+    ``n`` and ``mask`` (None without one), which data-parallel training
+    replaces by the global batch's (:mod:`trainkit.training.sync_batchnorm`);
+    the graph is the same with or without it.
 
     Returns
     -------
@@ -95,6 +100,8 @@ def batch_norm_train(x, g, b, eps=1e-5, mask=None):
         mean = pt.sum(m * x, axis=axes) / safe_n
         var = pt.sum(m * pt.sqr(x - mean), axis=axes) / safe_n
     unbiased = var * n / pt.maximum(n - _const(1, x), _const(1, x))
+    if parts is not None:
+        parts.update(x=x, mask=None if mask is None else m, mean=mean, var=var)
     norm = (x - mean) / pt.sqrt(var + _eps(eps, x))
     return norm, norm * g + b, mean, unbiased
 

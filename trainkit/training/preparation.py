@@ -108,6 +108,7 @@ def compile_functions(trainer):
         monitor_gradients=o.monitor_gradients,
         communicator=trainer.communicator,
         weighted=weighted,
+        sync=getattr(trainer, "sync_batchnorm", None),
     )
     train_names = metric_names.reported(step.names, trainer.loss_name)
     valid_function, names = validation_function(

@@ -140,6 +140,7 @@ class CompiledStep:
         monitor_gradients=False,
         communicator=None,
         weighted=False,
+        sync=None,
     ):
         a = assembly
         prepare(mode, a.loss.dtype)
@@ -203,17 +204,26 @@ class CompiledStep:
             grad_updates[var] = new
         #: the weight of the last batch given to :meth:`gradients` (weighted steps)
         self.last_weight = 0.0
-        with quiet():
-            self._grad = QuietFirstCall(
-                pytensor.function(
-                    inputs,
-                    [pt.cast(flag, "int8"), *values, *([weight] if weighted else [])],
-                    updates=grad_updates,
-                    givens=givens,
-                    mode=resolve(mode),
-                ),
-                mode,
+        #: batchnorm over the global batch (:mod:`~trainkit.training.sync_batchnorm`), or None
+        self.sync = None
+        if sync is not None and communicator is not None and communicator.size > 1:
+            from .sync_batchnorm import SyncBatchNorm
+
+            self.sync = SyncBatchNorm(
+                sync, self, inputs, values, batch_weight, givens=givens, mode=mode
             )
+        else:
+            with quiet():
+                self._grad = QuietFirstCall(
+                    pytensor.function(
+                        inputs,
+                        [pt.cast(flag, "int8"), *values, *([weight] if weighted else [])],
+                        updates=grad_updates,
+                        givens=givens,
+                        mode=resolve(mode),
+                    ),
+                    mode,
+                )
         if weighted:
             mean = OrderedDict(
                 (name, acc / pt.cast(self.weight_sum, acc.dtype))
@@ -250,6 +260,8 @@ class CompiledStep:
         """The compiled PyTensor functions: ``[step]``, or ``[gradients, apply]`` when split."""
         if not self.split:
             return [self._step.function]
+        if self.sync is not None:
+            return [*self.sync.functions, self._apply.function]
         return [self._grad.function, self._apply.function]
 
     def sync_generators(self):
@@ -282,6 +294,9 @@ class CompiledStep:
 
     def gradients(self, batch):
         """First half: add the batch's gradients in; ``(finite, batch values)``."""
+        if self.sync is not None:
+            finite, values, self.last_weight = self.sync.gradients(batch)
+            return finite, values
         with np.errstate(all="ignore"):
             finite, *values = self._grad(*batch)
         if self.weighted:

@@ -107,7 +107,7 @@ def split_update(trainer, comm):
         saved = step.snapshot() if o.accumulate > 1 and not alone else None
         finite, values, weight = True, None, 1.0
         try:
-            if len(shard[0]):
+            if len(shard[0]) or step.sync is not None:  # global batchnorm: every process
                 finite, values = step.gradients(shard)
                 if not alone:
                     weight = step.last_weight
