@@ -205,7 +205,7 @@ class Conv2d(Layer):
         return self.finish(pre)
 
 
-class _Pool1d(Layer):
+class Pool1d(Layer):
     mixes = False
     sequence_form = True
     reads = ("sequence",)
@@ -235,23 +235,20 @@ class _Pool1d(Layer):
 
 
 @register_form("maxpool1d")
-class MaxPool1d(_Pool1d):
+class MaxPool1d(Pool1d):
     """Maximum over windows of ``pool`` steps (stride ``pool``)."""
 
     mode = "max"
 
 
 @register_form("avgpool1d")
-class AvgPool1d(_Pool1d):
+class AvgPool1d(Pool1d):
     """Mean over windows of ``pool`` steps (stride ``pool``)."""
 
     mode = "avg"
 
 
-Pool1d = _Pool1d
-
-
-class _Pool2d(Layer):
+class Pool2d(Layer):
     mixes = False
     reads = ("image",)
     needs_size = False
@@ -278,20 +275,17 @@ class _Pool2d(Layer):
 
 
 @register_form("maxpool2d")
-class MaxPool2d(_Pool2d):
+class MaxPool2d(Pool2d):
     """Maximum over ``pool`` windows of an image (stride ``pool``)."""
 
     mode = "max"
 
 
 @register_form("avgpool2d")
-class AvgPool2d(_Pool2d):
+class AvgPool2d(Pool2d):
     """Mean over ``pool`` windows of an image (stride ``pool``)."""
 
     mode = "avg"
-
-
-Pool2d = _Pool2d
 
 
 class GlobalPool(Layer):
