@@ -34,7 +34,6 @@ lengths are carried through strides and pools (``floor((L - span) / s) + 1``,
 from collections import OrderedDict
 
 import numpy as np
-import pytensor.tensor as pt
 
 from regularizers.errors import InvalidArgument
 
@@ -62,17 +61,6 @@ def _pair(where, key, value):
         return tuple(_int(where, key, v) for v in value)
     v = _int(where, key, value)
     return (v, v)
-
-
-def _batch_from(out, x):
-    """``out`` with its batch size said to be ``x``'s.
-
-    The pooling ops reshape with ``-1`` for the batch axis; PyTensor infers
-    that size as a quotient, which JAX cannot use as a shape later in the
-    graph (a product's reshape). Said to be ``x.shape[0]``, it is an array's
-    shape, which JAX can.
-    """
-    return pt.specify_shape(out, (x.shape[0],) + (None,) * (out.ndim - 1))
 
 
 @register_form("conv1d")
@@ -231,7 +219,7 @@ class Pool1d(Layer):
     def build(self, x, lengths=None, impl=None):
         from ..ops.conv import pool1d
 
-        return self.finish(_batch_from(pool1d(x, self.pool, self.mode), x))
+        return self.finish(pool1d(x, self.pool, self.mode))
 
 
 @register_form("maxpool1d")
@@ -271,7 +259,7 @@ class Pool2d(Layer):
     def build(self, x, lengths=None, impl=None):
         from ..ops.conv import pool2d
 
-        return self.finish(_batch_from(pool2d(x, self.pool, self.mode), x))
+        return self.finish(pool2d(x, self.pool, self.mode))
 
 
 @register_form("maxpool2d")
